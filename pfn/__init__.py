@@ -1,0 +1,1 @@
+"""pfn package."""
