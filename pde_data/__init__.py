@@ -10,14 +10,14 @@ from __future__ import annotations
 
 import importlib
 
-__all__ = ["load", "save"]
+__all__ = ["load", "save", "DataFormatError"]
 
 
 def __getattr__(name: str):
     # Lazy: importing pde_data must stay cheap (no jax / xarray until something is used).
-    if name in ("load", "save"):
+    if name in ("load", "save", "DataFormatError"):
         return getattr(importlib.import_module("pde_data.storage"), name)
     if name in ("grf", "darcy", "burgers", "navier_stokes", "priors", "pipeline", "sharding",
-                "runs", "storage"):
+                "runs", "storage", "schema", "inspect", "normalize", "coordinates"):
         return importlib.import_module(f"pde_data.{name}")
     raise AttributeError(f"module 'pde_data' has no attribute {name!r}")
