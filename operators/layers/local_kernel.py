@@ -1,0 +1,149 @@
+"""Local integral kernels of fixed physical size: the NN-to-NO conversion of a 3x3 stencil
+(Berner et al. 2025, rule 4: receptive fields in physical units, sums with quadrature weights).
+
+A stencil ``w[t]`` (``t`` in ``{0, 1, 2}^d``) learned for a reference spacing ``h0`` is read as
+the continuous kernel ``k(y) = sum_t w[t] prod_a phi(y_a / h0 - (t_a - 1))`` with the hat
+function ``phi(s) = max(0, 1 - |s|)`` (support ``|y_a| < 2 h0``). On a grid of spacing ``h`` it
+acts as the quadrature ``sum_j k(x_j - x_i) v_j (h/h0)^d``, which equals the stencil when
+``h = h0`` and converges to ``h0^-d * integral k(y - x) v(y) dy`` as ``h -> 0``. Three forms:
+
+* :class:`LocalKernelConv`: same grid in and out (a convolution with the sampled kernel);
+* :class:`KernelRestriction`: from a grid onto a coarser grid (stride-2 conv when ``h = h0``);
+* :class:`KernelProlongation`: from a coarse grid onto a grid, by evaluating the kernel sum at
+  the fine points (no quadrature; the transposed stride-2 conv with kernel 3 when ``h = h0``).
+
+Boundaries as the padding modes: ``zeros`` (nothing outside), ``wrap`` (periodic distances),
+``reflect`` (mirror images about the ends, excluding the end points themselves).
+"""
+
+from __future__ import annotations
+
+import functools
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from flax import nnx
+
+from .conv import dimension_numbers, torch_uniform
+from .grid import check_padding, grid_points, pad, spacing
+
+__all__ = ["KernelProlongation", "KernelRestriction", "LocalKernelConv", "hat", "tap_matrix"]
+
+
+def hat(s):
+    """The hat function ``max(0, 1 - |s|)``."""
+    return np.maximum(0.0, 1.0 - np.abs(s))
+
+
+@functools.lru_cache(maxsize=512)
+def _tap_matrix(n_out: int, n_in: int, h0: float, mode: str, quadrature: bool) -> np.ndarray:
+    periodic = mode == "wrap"
+    x_out, x_in = grid_points(n_out, periodic), grid_points(n_in, periodic)
+    delta = x_in[None, :] - x_out[:, None]  # (n_out, n_in): y - x
+    images = []
+    if periodic:
+        delta = (delta + 0.5) % 1.0 - 0.5
+    elif mode == "reflect" and n_in > 1:
+        interior = np.ones(n_in, bool)
+        interior[[0, -1]] = False
+        images = [(-x_in[None, :] - x_out[:, None]) * interior, (2.0 - x_in[None, :] - x_out[:, None]) * interior]
+        images = [np.where(interior[None, :], im, np.inf) for im in images]
+    taps = np.arange(3)[:, None, None] - 1.0
+    m = hat(delta[None] / h0 - taps)
+    for im in images:
+        m = m + hat(im[None] / h0 - taps)
+    if quadrature:
+        m = m * (spacing(n_in, periodic) / h0)
+    return m
+
+
+def tap_matrix(n_out: int, n_in: int, h0: float, mode: str, quadrature: bool) -> np.ndarray:
+    """``(3, n_out, n_in)``: per tap ``t``, the weight of input point ``j`` for output point ``i``
+    along one axis, ``phi((y_j - x_i)/h0 - (t - 1))`` (times ``h/h0`` for a quadrature)."""
+    return _tap_matrix(int(n_out), int(n_in), float(h0), check_padding(mode), bool(quadrature)).copy()
+
+
+class _Taps(nnx.Module):
+    def __init__(self, in_channels, out_channels, dim, padding, h0, fan_in_channels, rngs):
+        dimension_numbers(dim)
+        if not h0 > 0:
+            raise ValueError(f"reference spacing h0 must be positive, got {h0}")
+        self.dim, self.h0, self.padding = dim, float(h0), check_padding(padding)
+        self.in_channels, self.out_channels = in_channels, out_channels
+        self.kernel = nnx.Param(torch_uniform(rngs, (3,) * dim + (in_channels, out_channels),
+                                              fan_in_channels * 3**dim))
+
+
+class LocalKernelConv(_Taps):
+    """Same-grid local integral kernel ``c_in -> c_out`` with reference spacing ``h0``."""
+
+    def __init__(self, in_channels: int, out_channels: int, *, dim: int = 2, padding: str = "zeros",
+                 h0: float, rngs: nnx.Rngs):
+        super().__init__(in_channels, out_channels, dim, padding, h0, in_channels, rngs)
+
+    def sampled_kernel(self, spatial):
+        """The kernel on the offsets of a grid of shape ``spatial``: ``(*(2r+1), c_in, c_out)``."""
+        periodic = self.padding == "wrap"
+        k = self.kernel[...]
+        radii = []
+        for a, n in enumerate(spatial):
+            h = spacing(n, periodic)
+            r = max(int(np.ceil(2 * self.h0 / h)) - 1, 0)
+            radii.append(r)
+            offs = np.arange(-r, r + 1) * h / self.h0
+            phi = hat(offs[:, None] - (np.arange(3)[None, :] - 1.0)) * (h / self.h0)  # (2r+1, 3)
+            k = jnp.moveaxis(jnp.tensordot(jnp.asarray(phi, k.dtype), k, axes=[[1], [a]]), 0, a)
+        return k, radii
+
+    def __call__(self, x):
+        k, radii = self.sampled_kernel(x.shape[1:-1])
+        x = pad(x, [(r, r) for r in radii], self.padding)
+        return jax.lax.conv_general_dilated(x, k.astype(x.dtype), (1,) * self.dim, "VALID",
+                                            dimension_numbers=dimension_numbers(self.dim))
+
+
+class KernelRestriction(_Taps):
+    """Local integral kernel from a grid onto another (coarser) grid of shape ``out_shape``."""
+
+    def __init__(self, in_channels: int, out_channels: int, *, dim: int = 2, padding: str = "zeros",
+                 h0: float, rngs: nnx.Rngs):
+        super().__init__(in_channels, out_channels, dim, padding, h0, in_channels, rngs)
+
+    def __call__(self, x, out_shape):
+        mats = [_tap_matrix(int(no), int(ni), self.h0, self.padding, True)
+                for no, ni in zip(out_shape, x.shape[1:-1])]
+        return _apply(x, mats, self.kernel[...].astype(x.dtype), self.dim)
+
+
+class KernelProlongation(_Taps):
+    """Kernel sum of a coarse field evaluated on a grid of shape ``out_shape`` (interpolation-like;
+    values beyond the ends are zero except on periodic grids)."""
+
+    def __init__(self, in_channels: int, out_channels: int, *, dim: int = 2, padding: str = "zeros",
+                 h0: float, rngs: nnx.Rngs):
+        # PyTorch's ConvTranspose initialisation (fan_in = out_channels * k^d)
+        super().__init__(in_channels, out_channels, dim, padding, h0, out_channels, rngs)
+
+    def __call__(self, x, out_shape):
+        mode = "wrap" if self.padding == "wrap" else "zeros"
+        # prolongation: input point J on the coarse grid spreads to fine i at offset x_i - X_J = (t-1) h0
+        # tap t carries coarse point X_J to the fine points at offset x_i - X_J = (t - 1) h0:
+        # _tap_matrix(coarse, fine)[t, J, i] = phi((x_i - X_J)/h0 - (t - 1)), transposed
+        mats = [np.swapaxes(_tap_matrix(int(n_c), int(n_f), self.h0, mode, False), 1, 2)
+                for n_f, n_c in zip(out_shape, x.shape[1:-1])]
+        return _apply(x, mats, self.kernel[...].astype(x.dtype), self.dim)
+
+
+def _apply(x, mats, w, d):
+    """``y[b, I, o] = sum_{t, J, i} prod_a mats[a][t_a, I_a, J_a] x[b, J, i] w[t, i, o]``."""
+    z = x  # (b, N_1..N_d, c)
+    for a, m in enumerate(mats):
+        m = jnp.asarray(np.ascontiguousarray(m), x.dtype)  # (3, n_out, n_in)
+        ax = 1 + 2 * a  # spatial axis a, after the a (tap, out) pairs already in place
+        z = jnp.tensordot(z, m, axes=[[ax], [2]])  # appends (3, n_out)
+        z = jnp.moveaxis(z, (-2, -1), (ax, ax + 1))
+    # z: (b, t_1, N_1, t_2, N_2, ..., c)
+    taps, sp = "stu"[:d], "ABC"[:d]
+    inter = "".join(t + s for t, s in zip(taps, sp))
+    return jnp.einsum(f"b{inter}i,{taps}io->b{sp}o", z, w)

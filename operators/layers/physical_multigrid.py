@@ -1,0 +1,119 @@
+"""A resolution-convergent multigrid convolution: the MgNO V-cycle on a fixed physical hierarchy.
+
+MgNO's 3x3 stencils live in index space, so the operator it computes changes with the grid.
+Here (the NN-to-NO recipe of Berner et al. 2025 applied to the V-cycle of He et al. 2024):
+
+* level 0 is the input grid, whatever its size; its smoothers ``S``, ``A`` are local integral
+  kernels of fixed physical size (reference spacing ``h0 = 1/base_resolution``,
+  :class:`~operators.layers.local_kernel.LocalKernelConv`);
+* levels ``1..L-1`` are fixed grids of ``base_resolution / 2^l`` cells (node or periodic), so the
+  coarsest level has a fixed physical size; their stencils are ordinary 3x3 convolutions, which
+  on a fixed grid are fixed physical kernels;
+* the transfers between level 0 and level 1 are local integral kernels as well (quadrature for
+  the restrictions ``Pi``, ``R``; kernel evaluation for the prolongation ``P``); between fixed
+  levels they are the stride-2 convolution and the kernel-3 transposed convolution.
+
+At the reference resolution (``s - 1 = base_resolution`` on a node grid, ``s = base_resolution``
+periodic) this is exactly an MgNO V-cycle with kernel-3 prolongations; on any other grid every
+operation is a quadrature or evaluation of the same continuous kernels, so outputs converge as
+the grid is refined.
+"""
+
+from __future__ import annotations
+
+from flax import nnx
+
+from .conv import Conv, ConvTranspose
+from .grid import check_padding
+from .local_kernel import KernelProlongation, KernelRestriction, LocalKernelConv
+from .multigrid import normalise_smoothing
+
+__all__ = ["PhysicalMgConv", "level_shapes"]
+
+
+def level_shapes(base_resolution: int, levels: int, dim: int, periodic: bool) -> list[tuple[int, ...]]:
+    """Grid shapes of the fixed levels ``1..levels-1``: ``base_resolution / 2^l`` cells per axis."""
+    out = []
+    for l in range(1, levels):
+        cells = base_resolution // 2**l
+        out.append((cells if periodic else cells + 1,) * dim)
+    return out
+
+
+class _Step(nnx.Module):
+    """Smoothing step ``u <- u + S(f - A u)`` (``u = S f`` if first) with given conv layers."""
+
+    def __init__(self, make, c_u, c_f, first):
+        self.A = None if first else make(c_u, c_f)
+        self.S = make(c_f, c_u)
+
+    def __call__(self, u, f):
+        if self.A is None:
+            return self.S(f)
+        return u + self.S(f - self.A(u))
+
+
+class PhysicalMgConv(nnx.Module):
+    """Resolution-convergent V-cycle ``f (b, *n, c_f) -> u (b, *n, c_u)``, 1-D or 2-D, any ``n``.
+
+    ``smoothing``: ``(pre, post)`` per level, finest first; ``base_resolution``: cells of the
+    reference grid (must be divisible by ``2^(levels-1)``).
+    """
+
+    def __init__(self, in_channels: int, out_channels: int, smoothing=((1, 0),) * 4 + ((2, 0),), *,
+                 dim: int = 2, padding: str = "zeros", base_resolution: int = 64, rngs: nnx.Rngs):
+        if dim not in (1, 2):
+            raise ValueError(f"PhysicalMgConv supports 1-D and 2-D grids, got dim={dim}")
+        self.smoothing = normalise_smoothing(smoothing)
+        self.levels = L = len(self.smoothing)
+        if L < 2:
+            raise ValueError("PhysicalMgConv needs at least 2 levels")
+        if base_resolution < 2 ** (L - 1) or base_resolution % 2 ** (L - 1):
+            raise ValueError(f"base_resolution {base_resolution} must be a positive multiple of "
+                             f"2^(levels-1) = {2 ** (L - 1)}")
+        self.dim, self.padding = dim, check_padding(padding)
+        self.base_resolution = int(base_resolution)
+        self.h0 = 1.0 / base_resolution
+        c_u, c_f = out_channels, in_channels
+        kw = {"dim": dim, "padding": self.padding, "rngs": rngs}
+
+        def fine(ci, co):
+            return LocalKernelConv(ci, co, h0=self.h0, **kw)
+
+        def coarse(ci, co):
+            return Conv(ci, co, 3, **kw)
+
+        pre, post = [], []
+        for level, (n_pre, n_post) in enumerate(self.smoothing):
+            make = fine if level == 0 else coarse
+            pre.append(nnx.List([_Step(make, c_u, c_f, level == 0 and i == 0) for i in range(n_pre)]))
+            post.append(nnx.List([_Step(make, c_u, c_f, False) for _ in range(n_post)]))
+        self.pre, self.post = nnx.List(pre), nnx.List(post)
+        self.Pi0 = KernelRestriction(c_u, c_u, h0=self.h0, **kw)
+        self.R0 = KernelRestriction(c_f, c_f, h0=self.h0, **kw)
+        self.P0 = KernelProlongation(c_u, c_u, h0=self.h0, **kw)
+        self.Pi = nnx.List([Conv(c_u, c_u, 3, stride=2, **kw) for _ in range(L - 2)])
+        self.R = nnx.List([Conv(c_f, c_f, 3, stride=2, **kw) for _ in range(L - 2)])
+        self.P = nnx.List([ConvTranspose(c_u, c_u, 3, **kw) for _ in range(L - 2)])
+
+    def __call__(self, f):
+        shapes = level_shapes(self.base_resolution, self.levels, self.dim, self.padding == "wrap")
+        us, fs = [], []
+        u = None
+        for level in range(self.levels):
+            if level == 1:
+                u, f = self.Pi0(u, shapes[0]), self.R0(f, shapes[0])
+            elif level > 1:
+                u, f = self.Pi[level - 2](u), self.R[level - 2](f)
+            for step in self.pre[level]:
+                u = step(u, f)
+            us.append(u)
+            fs.append(f)
+        u = us[-1]
+        for level in range(self.levels - 2, -1, -1):
+            target = us[level].shape[1:-1]
+            up = self.P0(u, target) if level == 0 else self.P[level - 1](u, target)
+            u = us[level] + up
+            for step in self.post[level]:
+                u = step(u, fs[level])
+        return u
