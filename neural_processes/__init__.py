@@ -10,8 +10,19 @@ from __future__ import annotations
 
 import importlib
 
-__all__ = ["CNP", "CANP", "NP", "ANP", "NeuBNP", "NeuBANP", "MPNP", "MPANP", "MODELS",
-           "build_model", "from_pretrained"]
+__all__ = [
+    "ANP",
+    "CANP",
+    "CNP",
+    "MODELS",
+    "MPANP",
+    "MPNP",
+    "NP",
+    "NeuBANP",
+    "NeuBNP",
+    "build_model",
+    "from_pretrained",
+]
 
 _LAZY = {
     "CNP": "conditional", "CANP": "conditional", "NP": "latent", "ANP": "latent",
@@ -24,4 +35,7 @@ def __getattr__(name: str):
     # Lazy: importing the package stays cheap until a model is used.
     if name in _LAZY:
         return getattr(importlib.import_module(f"neural_processes.{_LAZY[name]}"), name)
+    if name in ("base", "batch", "bootstrap", "conditional", "data", "evaluate", "latent",
+                "layers", "likelihood", "martingale", "models", "pretrained", "train"):
+        return importlib.import_module(f"neural_processes.{name}")
     raise AttributeError(f"module 'neural_processes' has no attribute {name!r}")

@@ -8,7 +8,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 from flax import nnx
-from operators_reference import conv, conv_transpose, vcycle
+from .operators_reference import conv, conv_transpose, vcycle
 
 from operators.layers.local_kernel import (
     KernelProlongation,

@@ -7,7 +7,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 from flax import nnx
-from operators_reference import conv, conv_transpose, vcycle
+from .operators_reference import conv, conv_transpose, vcycle
 
 from operators.layers import Conv, ConvTranspose, MgConv, reference_prolongation_kernels
 from operators.registry import count_params

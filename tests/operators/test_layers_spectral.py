@@ -7,7 +7,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 from flax import nnx
-from operators_reference import dft_spectral_conv
+from .operators_reference import dft_spectral_conv
 
 from operators.layers import SpectralConv
 

@@ -7,7 +7,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 from flax import nnx
-from operators_reference import cauchy_differences, far_field_influence
+from .operators_reference import cauchy_differences, far_field_influence
 
 import operators
 from operators.layers import reference_prolongation_kernels

@@ -5,7 +5,7 @@ from __future__ import annotations
 import jax.numpy as jnp
 import pytest
 from flax import nnx
-from operators_reference import cauchy_differences
+from .operators_reference import cauchy_differences
 
 import operators
 
