@@ -1,0 +1,112 @@
+"""Command line of ``operators``: ``python -m operators train|evaluate|models ...`` (DESIGN.md).
+
+    python -m operators train --data FILE --model NAME --out RUN [--epochs E] [--test FILE ...]
+    python -m operators evaluate --run RUN --data FILE [--json]
+    python -m operators models
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+
+def _hparam(text: str) -> tuple[str, object]:
+    if "=" not in text:
+        raise argparse.ArgumentTypeError(f"--hparam expects KEY=VALUE, got {text!r}")
+    key, value = text.split("=", 1)
+    try:
+        return key, json.loads(value)
+    except json.JSONDecodeError:
+        return key, value
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m operators",
+                                description="Train and evaluate neural operators (MgNO, FNO, U-NO).")
+    sub = p.add_subparsers(dest="verb", required=True, metavar="VERB")
+
+    t = sub.add_parser("train", help="train (or resume) a run on a stored dataset",
+                       description="Train a neural operator; re-running the same command on the "
+                                   "same --out folder resumes from the last checkpoint.")
+    t.add_argument("--data", required=True, help="training dataset (.nc, .zarr, .mat, .h5, .pt)")
+    t.add_argument("--model", required=True, help="model name (see `python -m operators models`)")
+    t.add_argument("--out", required=True, help="run folder (created; resumed if it exists)")
+    t.add_argument("--epochs", type=int, help="epochs (default: 500, the papers')")
+    t.add_argument("--test", nargs="+", action="extend", default=[], metavar="FILE",
+                   help="datasets evaluated at the end, each at its own resolution (PNG each)")
+    t.add_argument("--batch-size", type=int, help="global batch size (default: 8 MgNO, 20 FNO/U-NO)")
+    t.add_argument("--lr", type=float, help="peak learning rate (default: 5e-4 MgNO, 1e-3 FNO/U-NO)")
+    t.add_argument("--weight-decay", type=float, help="AdamW weight decay (default 1e-4)")
+    t.add_argument("--schedule", choices=["onecycle", "step", "constant"],
+                   help="learning-rate schedule (default: onecycle MgNO, step FNO/U-NO)")
+    t.add_argument("--loss", choices=["l2", "h1"], help="relative L2 or H1 loss (default: h1 MgNO, l2 FNO/U-NO)")
+    t.add_argument("--normaliser", choices=["unit", "pointwise"], help="Gaussian normaliser fitted on the train split")
+    t.add_argument("--coords", action=argparse.BooleanOptionalAction, default=None,
+                   help="append coordinate channels to the input (default: on for FNO/U-NO)")
+    t.add_argument("--n-train", type=int, help="training samples (default: all but the validation split)")
+    t.add_argument("--n-val", type=int, help="validation samples (default: 10%%)")
+    t.add_argument("--seed", type=int, default=0, help="seed of the initialisation, split and batch order")
+    t.add_argument("--checkpoint-every", type=int, help="steps between checkpoints (default: each epoch)")
+    t.add_argument("--hparam", type=_hparam, action="append", default=[], metavar="KEY=VALUE",
+                   help="model hyper-parameter (JSON value), e.g. --hparam width=32")
+    t.add_argument("--inputs", help="input variables (default: the dataset's input_vars)")
+    t.add_argument("--outputs", help="output variables (default: the dataset's output_vars)")
+    t.add_argument("--max-steps", type=int, help="stop (resumable) after this many global steps")
+    t.add_argument("--plot-samples", type=int, default=3, help="samples per test PNG")
+    t.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+    e = sub.add_parser("evaluate", help="relative L2 / H1 of a run on a dataset",
+                       description="Evaluate a trained run on a dataset at that dataset's resolution.")
+    e.add_argument("--run", required=True, help="run folder")
+    e.add_argument("--data", required=True, help="dataset file")
+    e.add_argument("--json", action="store_true", help="print one JSON object")
+    e.add_argument("--batch-size", type=int, help="evaluation batch size (default: the run's)")
+    e.add_argument("--checkpoint", choices=["best", "latest"], default="best")
+    e.add_argument("--plot", help="also write a PNG of a few predictions to this path")
+
+    sub.add_parser("models", help="list the model names and their default hyper-parameters")
+    return p
+
+
+def main(argv=None) -> int:
+    args = parser().parse_args(argv)
+    try:
+        if args.verb == "train":
+            from operators.train import train
+
+            res = train(args.data, args.model, args.out, epochs=args.epochs, tests=args.test,
+                        batch_size=args.batch_size, lr=args.lr, weight_decay=args.weight_decay,
+                        schedule=args.schedule, loss=args.loss, normaliser=args.normaliser,
+                        coords=args.coords, n_train=args.n_train, n_val=args.n_val, seed=args.seed,
+                        checkpoint_every=args.checkpoint_every, hparams=dict(args.hparam),
+                        inputs=args.inputs, outputs=args.outputs, max_steps=args.max_steps,
+                        plot_samples=args.plot_samples, progress=not args.no_progress)
+            print(json.dumps(res, default=str))
+        elif args.verb == "evaluate":
+            from operators.evaluate import evaluate
+
+            res = evaluate(args.run, args.data, batch_size=args.batch_size, which=args.checkpoint,
+                           plot=bool(args.plot), plot_path=args.plot)
+            if args.json:
+                print(json.dumps(res))
+            else:
+                line = f"{res['data']}: n={res['n']} resolution={'x'.join(map(str, res['resolution']))} " \
+                       f"rel_l2={res['rel_l2']:.5g}"
+                if "rel_h1" in res:
+                    line += f" rel_h1={res['rel_h1']:.5g}"
+                print(line)
+        else:
+            import operators
+
+            for name in sorted(operators.MODELS):
+                print(name, json.dumps(operators.default_hparams(name)))
+    except (ValueError, FileNotFoundError, TypeError, KeyError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
