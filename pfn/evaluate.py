@@ -1,0 +1,270 @@
+"""PFN evaluation on fresh datasets from the model's own prior (Mueller et al. 2022, sec. 5.1).
+
+Per-point predictive NLL and MSE of the PFN next to the exact GP posterior (fixed
+hyperparameters: the Bayes-optimal predictor) or next to a GP whose hyperparameters are fitted
+per dataset by maximum marginal likelihood (ML-II; hyper-prior), for several context sizes.
+Classification checkpoints are scored on scikit-learn's bundled datasets instead
+(``tabular_benchmark``).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from functools import partial
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+from pde_data.priors import gp, kernels
+from pde_data.priors.samplers import make_prior
+from pfn.riemann import RiemannDistribution
+
+
+def load_any(model: str):
+    """(model, cfg, stats) from a shipped name, an export folder or a run folder."""
+    from pathlib import Path
+
+    if (Path(model) / "config.json").exists() and (Path(model) / "checkpoints").exists():
+        from pfn.train import load_run
+
+        return load_run(model)
+    from pfn.export import load_checkpoint
+
+    return load_checkpoint(model)
+
+
+def gaussian_nll(y, mean, var):
+    return 0.5 * (jnp.log(2 * jnp.pi * var) + (y - mean) ** 2 / var)
+
+
+def _unpack(theta, noise_floor):
+    return (jnp.exp(theta[..., 0]), jnp.exp(theta[..., 1]),
+            noise_floor + jax.nn.softplus(theta[..., 2]))
+
+
+def _neg_lml(theta, x, y, kernel, noise_floor):
+    ls, os_, nv = _unpack(theta, noise_floor)
+    kfn = partial(kernels.KERNELS[kernel], lengthscale=ls, outputscale=os_)
+    return -gp.gp_log_marginal_likelihood(x, y, kfn, nv, jitter=1e-6)
+
+
+@partial(jax.jit, static_argnames=("kernel", "noise_floor", "steps", "lr"))
+def _ml2_adam(theta0, x, y, kernel, noise_floor, steps, lr):
+    """Adam on the summed negative log marginal likelihood (datasets are independent)."""
+    opt = optax.adam(lr)
+
+    def step(carry, _):
+        theta, state = carry
+        loss, g = jax.value_and_grad(
+            lambda t: jnp.sum(_neg_lml(t, x, y, kernel, noise_floor)))(theta)
+        upd, state = opt.update(jnp.nan_to_num(g), state)
+        return (theta + upd, state), loss
+
+    (theta, _), _ = jax.lax.scan(step, (theta0, opt.init(theta0)), None, length=steps)
+    return theta, _neg_lml(theta, x, y, kernel, noise_floor)
+
+
+def fit_ml2(x, y, kernel: str, noise_floor: float = 1e-4, steps: int = 300, lr: float = 0.05,
+            inits=((0.5, 1.0, 0.1), (0.1, 1.0, 0.01), (1.0, 5.0, 0.01))):
+    """Type-II maximum likelihood per dataset (batched): maximise log p(y | x, theta) over
+    log lengthscale, log outputscale, noise = floor + softplus, from several starts, keeping
+    the best. x (b, n, d), y (b, n). Returns (lengthscale, outputscale, noise_var), each (b,)."""
+    best_theta, best = None, None
+    for ls0, os0, nv0 in inits:
+        t0 = jnp.broadcast_to(jnp.array([math.log(ls0), math.log(os0),
+                                         math.log(math.expm1(max(nv0 - noise_floor, 1e-6)))]),
+                              (x.shape[0], 3)).astype(jnp.float32)
+        theta, val = _ml2_adam(t0, x, y, kernel, float(noise_floor), steps, lr)
+        val = jnp.where(jnp.isfinite(val), val, jnp.inf)
+        if best is None:
+            best_theta, best = theta, val
+        else:
+            better = val < best
+            best_theta = jnp.where(better[:, None], theta, best_theta)
+            best = jnp.where(better, val, best)
+    return _unpack(best_theta, noise_floor)
+
+
+def evaluate_regression(model, cfg, stats, contexts=(2, 5, 10, 20, 50, 100), n_datasets=256,
+                        n_targets=50, seed=123, chunk=64):
+    """Rows of {n, pfn_nll, pfn_mse, gp_nll, gp_mse, baseline} averaged over datasets/targets."""
+    prior = make_prior(cfg["prior"], **cfg.get("prior_options", {}))
+    borders = jnp.asarray(stats["borders"])
+    hyper = getattr(prior, "hyper_prior", False)
+    baseline = "ml2-gp" if hyper else "exact-gp"
+    pfn_out = jax.jit(lambda x, y, n: model(x, y, n), static_argnums=2)
+    rows = []
+    for n in contexts:
+        if n > cfg["max_context"]:
+            continue
+        acc = {k: [] for k in ("pfn_nll", "pfn_mse", "gp_nll", "gp_mse")}
+        for start in range(0, n_datasets, chunk):
+            b = min(chunk, n_datasets - start)
+            key = jax.random.fold_in(jax.random.key(seed), n * 100_003 + start)
+            batch = prior(key, b, n + n_targets, n)
+            x, y = batch.x, batch.y
+            out = pfn_out(x, y, n)[:, n:]
+            dist = RiemannDistribution(out, borders)
+            yt = y[:, n:]
+            acc["pfn_nll"].append(np.asarray(-dist.logpdf(yt)))
+            acc["pfn_mse"].append(np.asarray((dist.mean - yt) ** 2))
+            if hyper:
+                ls, os_, nv = fit_ml2(x[:, :n], y[:, :n], prior.kernel, prior.noise_floor)
+            else:
+                ls, os_, nv = prior.hyperparameters(key, b)
+            mean, var = gp.gp_posterior(x[:, :n], y[:, :n], x[:, n:], prior.kernel_fn(ls, os_), nv)
+            acc["gp_nll"].append(np.asarray(gaussian_nll(yt, mean, var)))
+            acc["gp_mse"].append(np.asarray((mean - yt) ** 2))
+        row = {"n": n, "baseline": baseline}
+        for k, v in acc.items():
+            v = np.concatenate(v).mean(axis=1)  # per dataset
+            row[k] = float(v.mean())
+            row[k + "_se"] = float(v.std(ddof=1) / np.sqrt(len(v)))
+        rows.append(row)
+    return rows
+
+
+def plot_rows(rows, path, title):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    ns = [r["n"] for r in rows]
+    fig, ax = plt.subplots(1, 2, figsize=(9, 3.5))
+    for a, metric in zip(ax, ("nll", "mse")):
+        a.errorbar(ns, [r[f"pfn_{metric}"] for r in rows], [r[f"pfn_{metric}_se"] for r in rows],
+                   marker="o", label="PFN")
+        a.errorbar(ns, [r[f"gp_{metric}"] for r in rows], [r[f"gp_{metric}_se"] for r in rows],
+                   marker="s", label=rows[0]["baseline"])
+        a.set_xscale("log")
+        a.set_xlabel("context points n")
+        a.set_ylabel(f"per-point {metric.upper()}")
+        a.legend()
+    fig.suptitle(title)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+# -- classification: scikit-learn's bundled datasets -----------------------------------------------
+def _datasets(max_features=20):
+    from sklearn import datasets
+
+    out = {}
+    for name, loader in [("iris", datasets.load_iris), ("wine", datasets.load_wine),
+                         ("breast_cancer", datasets.load_breast_cancer),
+                         ("digits", datasets.load_digits)]:
+        X, y = loader(return_X_y=True)
+        if X.shape[1] > max_features:
+            # digits: the 20 most variable pixels (a fixed, label-free choice); others: first 20
+            keep = np.argsort(-X.var(0), kind="stable")[:max_features]
+            X = X[:, np.sort(keep)]
+        out[name] = (X.astype(np.float64), y)
+    return out
+
+
+def expected_calibration_error(proba, y, n_bins=10):
+    """Top-label ECE with equal-width confidence bins."""
+    conf = proba.max(1)
+    correct = proba.argmax(1) == y
+    bins = np.minimum((conf * n_bins).astype(int), n_bins - 1)
+    ece = 0.0
+    for b in range(n_bins):
+        m = bins == b
+        if m.any():
+            ece += m.mean() * abs(correct[m].mean() - conf[m].mean())
+    return float(ece)
+
+
+def tabular_benchmark(make_pfn, train_sizes=(20, 50, 100), n_splits=10, seed=0,
+                      baselines=("logreg", "gpc")):
+    """Accuracy, ROC AUC (one-vs-rest, macro) and ECE over random stratified splits."""
+    from sklearn.gaussian_process import GaussianProcessClassifier
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.metrics import accuracy_score, roc_auc_score
+    from sklearn.model_selection import train_test_split
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    makers = {"pfn": make_pfn,
+              "logreg": lambda: make_pipeline(StandardScaler(), LogisticRegression(max_iter=2000)),
+              "gpc": lambda: make_pipeline(StandardScaler(), GaussianProcessClassifier())}
+    rows = []
+    for dname, (X, y) in _datasets().items():
+        for n_train in train_sizes:
+            for split in range(n_splits):
+                rng = np.random.default_rng(seed + 1000 * split + n_train)
+                # every class present in the training rows when possible
+                try:
+                    Xtr, Xte, ytr, yte = train_test_split(
+                        X, y, train_size=n_train, stratify=y,
+                        random_state=int(rng.integers(1 << 31)))
+                except ValueError:
+                    Xtr, Xte, ytr, yte = train_test_split(
+                        X, y, train_size=n_train, random_state=int(rng.integers(1 << 31)))
+                classes = np.unique(y)
+                for method in ("pfn", *baselines):
+                    t0 = time.perf_counter()
+                    est = makers[method]().fit(Xtr, ytr)
+                    proba_seen = est.predict_proba(Xte)
+                    elapsed = time.perf_counter() - t0
+                    seen = est.classes_ if hasattr(est, "classes_") else est[-1].classes_
+                    proba = np.zeros((len(Xte), len(classes)))
+                    proba[:, np.searchsorted(classes, seen)] = proba_seen
+                    yi = np.searchsorted(classes, yte)
+                    auc = (roc_auc_score(yi, proba[:, 1]) if len(classes) == 2 else
+                           roc_auc_score(yi, proba, multi_class="ovr", labels=np.arange(len(classes))))
+                    rows.append({"dataset": dname, "n_train": n_train, "split": split,
+                                 "method": method, "accuracy": accuracy_score(yi, proba.argmax(1)),
+                                 "roc_auc": float(auc), "ece": expected_calibration_error(proba, yi),
+                                 "seconds": elapsed})
+    return rows
+
+
+def summarize_tabular(rows):
+    out = {}
+    for r in rows:
+        key = (r["dataset"], r["n_train"], r["method"])
+        out.setdefault(key, []).append(r)
+    table = []
+    for (d, n, m), rs in sorted(out.items()):
+        table.append({"dataset": d, "n_train": n, "method": m,
+                      **{k: float(np.mean([r[k] for r in rs]))
+                         for k in ("accuracy", "roc_auc", "ece", "seconds")}})
+    return table
+
+
+def main(args):
+    model, cfg, stats = load_any(args.model)
+    if cfg["task"] == "classification":
+        from pfn.estimators import PFNClassifier
+
+        rows = summarize_tabular(tabular_benchmark(lambda: PFNClassifier(model, cfg, stats)))
+        if args.json:
+            print(json.dumps({"model": args.model, "rows": rows}))
+        else:
+            print(f"{'dataset':14s} {'n':>4s} {'method':7s} {'acc':>6s} {'auc':>6s} {'ece':>6s}")
+            for r in rows:
+                print(f"{r['dataset']:14s} {r['n_train']:4d} {r['method']:7s} "
+                      f"{r['accuracy']:6.3f} {r['roc_auc']:6.3f} {r['ece']:6.3f}")
+        return rows
+    contexts = [int(c) for c in args.contexts.split(",")]
+    rows = evaluate_regression(model, cfg, stats, contexts, args.n_datasets, args.n_targets,
+                               args.seed)
+    if args.plot:
+        plot_rows(rows, args.plot, f"PFN {cfg['prior']} vs {rows[0]['baseline']}")
+    if args.json:
+        print(json.dumps({"model": args.model, "prior": cfg["prior"], "rows": rows}))
+    else:
+        print(f"prior {cfg['prior']}: PFN vs {rows[0]['baseline']} "
+              f"({args.n_datasets} datasets x {args.n_targets} targets)")
+        print(f"{'n':>4s} {'pfn_nll':>9s} {'gp_nll':>9s} {'diff':>7s} {'pfn_mse':>9s} {'gp_mse':>9s}")
+        for r in rows:
+            print(f"{r['n']:4d} {r['pfn_nll']:9.4f} {r['gp_nll']:9.4f} "
+                  f"{r['pfn_nll'] - r['gp_nll']:7.4f} {r['pfn_mse']:9.4f} {r['gp_mse']:9.4f}")
+    return rows

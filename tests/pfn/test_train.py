@@ -1,0 +1,81 @@
+"""Training: loss goes down, interrupted + resumed run == uninterrupted run, 4 devices == 1."""
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import jax
+import numpy as np
+import pytest
+from flax import nnx
+
+from pde_data.runs import Run
+from pfn.train import load_run, train
+
+TINY = {"d_model": 16, "n_heads": 2, "n_layers": 1, "d_ff": 16, "n_buckets": 20,
+        "border_samples": 2000, "max_context": 12, "n_targets": 4, "batch_size": 4,
+        "log_every": 2, "lr": 3e-3, "warmup": 2, "quiet": True}
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _params(run):
+    model, _, _ = load_run(run)
+    return jax.tree_util.tree_leaves(nnx.state(model, nnx.Param))
+
+
+def test_interrupt_and_resume_gives_the_same_parameters(tmp_path):
+    train(str(tmp_path / "full"), "gp-rbf", steps=8, checkpoint_every=3, **TINY)
+    part = train(str(tmp_path / "part"), "gp-rbf", steps=8, checkpoint_every=3, stop_after=4,
+                 **TINY)
+    assert part["step"] == 4
+    resumed = train(str(tmp_path / "part"), "gp-rbf", steps=8, checkpoint_every=3, **TINY)
+    assert resumed["resumed_from"] == 4 and resumed["step"] == 8
+    for a, b in zip(_params(tmp_path / "full"), _params(tmp_path / "part")):
+        np.testing.assert_array_equal(a, b)
+    assert Run(tmp_path / "part").read_metrics()[-1]["step"] == 8
+
+
+def test_changed_config_is_refused(tmp_path):
+    train(str(tmp_path / "r"), "gp-rbf", steps=2, stop_after=0, **TINY)
+    with pytest.raises(ValueError, match="lr"):
+        train(str(tmp_path / "r"), "gp-rbf", steps=2, **{**TINY, "lr": 1e-2})
+
+
+@pytest.mark.slow
+def test_classification_training_reduces_loss(tmp_path):
+    cfg = {**TINY, "max_context": 30, "n_targets": 10, "batch_size": 8, "log_every": 10}
+    train(str(tmp_path / "c"), "tabular", steps=60, **cfg)
+    rows = Run(tmp_path / "c").read_metrics()
+    assert rows[-1]["loss"] < rows[0]["loss"]
+
+
+_DEVICE_SCRIPT = textwrap.dedent("""
+    import json, sys, jax
+    from pfn.train import train
+    out = train(sys.argv[1], "gp-rbf", steps=3, checkpoint_every=3, d_model=16, n_heads=2,
+                n_layers=1, d_ff=16, n_buckets=20, border_samples=2000, max_context=12,
+                n_targets=4, batch_size=8, log_every=1, quiet=True)
+    print(json.dumps({"devices": jax.device_count(), "loss": out["loss"]}))
+""")
+
+
+def _run_on(n_devices, folder):
+    env = {**os.environ, "XLA_FLAGS": f"--xla_force_host_platform_device_count={n_devices}",
+           "OPBAYES_PROGRESS": "0", "PYTHONPATH": str(ROOT)}
+    res = subprocess.run([sys.executable, "-c", _DEVICE_SCRIPT, str(folder)], check=False, env=env,
+                         capture_output=True, text=True, timeout=600, cwd=ROOT)
+    assert res.returncode == 0, res.stderr[-3000:]
+    return json.loads(res.stdout.strip().splitlines()[-1])
+
+
+@pytest.mark.slow
+def test_four_emulated_devices_give_the_same_loss(tmp_path):
+    one = _run_on(1, tmp_path / "one")
+    four = _run_on(4, tmp_path / "four")
+    assert one["devices"] == 1 and four["devices"] == 4
+    assert four["loss"] == pytest.approx(one["loss"], rel=1e-4)
+    losses = [[r["loss"] for r in Run(tmp_path / d).read_metrics()] for d in ("one", "four")]
+    np.testing.assert_allclose(losses[1], losses[0], rtol=1e-4)
