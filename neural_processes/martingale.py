@@ -1,26 +1,41 @@
 """Martingale posterior neural processes, MPNP and MPANP (Lee, Yun, Nam, Fong, Lee, ICLR 2023).
 
 A generator draws pseudo contexts from a learned predictive: an induced set attention block
-(ISAB) over the real context representations, fed Gaussian noise, outputs one pseudo
-representation per real context point. The pseudo representations join the real ones before
-pooling (MPNP) or as extra keys and values of the cross-attention (MPANP); the spread of the
-predictions over generated sets is the (martingale) posterior uncertainty.
+(ISAB) over the real context representations, fed Gaussian noise, outputs pseudo-context
+representations ``R'`` that join the real ones ``R`` before pooling (MPNP) or as extra keys and
+values of the cross-attention (MPANP); the spread of the predictions over generated sets is the
+(martingale) posterior uncertainty. This is the architecture of the paper's Fig. 1 ("pseudo
+context representations R' generated with an ISAB, combined with the original context
+representations").
 
-Training objective, per task and per point, with ``D`` all points of the task, ``C`` its
-context and ``C'_k`` the ``k``-th of ``K`` generated pseudo-context sets:
+Training objective (``MPNP.loss_terms``), per task, with ``D`` all real points of the task
+(context and target, the NP convention), ``C`` its context and ``C'_k`` the ``k``-th of ``K``
+generated pseudo-context sets:
 
 * ``L_marg  = -log (1/K) sum_k exp( sum_{i in D} log p(y_i | x_i, C u C'_k) )``: the marginal
-  likelihood under the martingale posterior, the model's predictive (the paper's main loss);
-* ``L_amort = - sum_{i in D} log p(y_i | x_i, C)``: amortisation, so that the shared encoder and
-  decoder stay a valid estimator given real data alone;
-* ``L_pseudo = -log (1/K) sum_k exp( sum_{i in D} log p(y_i | x_i, C'_k) )``: the generated
-  pseudo contexts alone must explain the task, which keeps the generator from producing
-  representations the decoder learns to ignore.
+  likelihood of the task under the martingale posterior, estimated with ``K`` generated sets;
+  the log-mean-exp is over the *task's summed* log-likelihood (one weight per set), not per point;
+* ``L_amort = - sum_{i in D} log p(y_i | x_i, C)``: amortisation, the plain (C)NP loss of the
+  shared encoder and decoder given the real context alone;
+* ``L_pseudo = -log (1/K) sum_k exp( sum_{i in D} log p(y_i | x_i, C'_k) )``: the generated sets
+  alone must explain the task, so that the generator cannot produce representations that the
+  decoder learns to ignore.
 
-The loss is ``(L_marg + L_amort + L_pseudo) / |D|``, equal weights. Equation numbers are not
-cited because only the paper's abstract could be read from this machine: the terms follow our
-reading of the method, and the equal weighting and the pseudo-set size (one pseudo point per real
-context point) are choices to check against the paper's text.
+The loss is ``mean_tasks (L_marg + L_amort + L_pseudo) / |D|``, equal weights.
+
+Provenance (what was and was not checked): the paper's method section and the authors' MPNP
+code could not be read from this machine (only the abstract and the Fig. 1 caption), so equation
+numbers are deliberately not cited. The three terms and their names match the paper as an
+independent reimplementation reports it (same three names, same roles); unverified against the
+paper's text are: the equal weights, ``L_pseudo`` using a log-mean-exp (rather than a mean) over the ``K`` sets,
+and the pseudo-set size (here one pseudo point per real context point, the noise of point ``j``
+concatenated to ``r_j`` before the ISAB). The conventions follow the authors' JAX framework
+(yuneg11/Neural-Process-Family, ``npf/jax/models/bnp.py``): there the bootstrap NP loss is
+``-(ll + ll_base)`` with ``ll`` the log-mean-exp over samples of the task's summed
+log-likelihood divided by its number of points (``log_likelihood(joint=True)``) and ``ll_base``
+the context-only base-model term, equal weights: the same shape as ``L_marg + L_amort`` here.
+Evaluation (``NeuralProcess.evaluate_batch``, ``log_likelihood``) is the framework's default
+``joint=False``: a log-mean-exp over predictive samples at each point, then the mean over points.
 """
 
 from __future__ import annotations
@@ -97,19 +112,29 @@ class MPNP(NeuralProcess):
         rep = self.det.represent(xc, yc, mc)
         return self._decode(concat_reps(rep, self.pseudo_contexts(rep, key, num_samples)), xt)
 
-    def loss(self, batch: NPBatch, key: jax.Array):
+    def loss_terms(self, batch: NPBatch, rep: ContextRep, pseudo: ContextRep
+                   ) -> tuple[jax.Array, jax.Array, jax.Array]:
+        """Per-task ``(L_marg, L_amort, L_pseudo)``, each divided by the task's number of real
+        points (see the module docstring), given the real context representations ``rep`` and
+        ``K`` generated sets ``pseudo`` (leading axis ``K``). Each is ``(batch,)``."""
         m = batch.mask_all
         n = jnp.maximum(jnp.sum(m, axis=-1), 1.0)
-        rep = self.det.represent(batch.x, batch.y, batch.mask_context)
-        pseudo = self.pseudo_contexts(rep, key, self.train_samples)
 
-        def task_ll(rep_):  # (K?, B) summed log-likelihood of all the task's points
+        def task_ll(rep_):  # (K?, B): log-likelihood of all the task's real points, summed
             mean, std = self._decode(rep_, batch.x)
             return jnp.sum(gaussian_logpdf(batch.y, mean, std) * m, axis=-1)
 
         l_marg = -logmeanexp(task_ll(concat_reps(rep, pseudo)), axis=0) / n
         l_amort = -task_ll(rep) / n
         l_pseudo = -logmeanexp(task_ll(pseudo), axis=0) / n
+        return l_marg, l_amort, l_pseudo
+
+    def loss(self, batch: NPBatch, key: jax.Array):
+        """``mean_tasks (L_marg + L_amort + L_pseudo) / |D|`` with ``train_samples`` generated
+        pseudo-context sets drawn from ``key``; aux: the three terms averaged over tasks."""
+        rep = self.det.represent(batch.x, batch.y, batch.mask_context)
+        pseudo = self.pseudo_contexts(rep, key, self.train_samples)
+        l_marg, l_amort, l_pseudo = self.loss_terms(batch, rep, pseudo)
         loss = jnp.mean(l_marg + l_amort + l_pseudo)
         return loss, {"marg": l_marg.mean(), "amort": l_amort.mean(), "pseudo": l_pseudo.mean()}
 

@@ -61,7 +61,7 @@ def test_shapes_and_padding_invariance(name):
     np.testing.assert_allclose(full[1][:, 1], alone[1][:, 1], rtol=1e-5, atol=1e-5)
 
 
-@pytest.mark.parametrize("name", ["cnp", "mpanp"])
+@pytest.mark.parametrize("name", ["cnp", "mpnp", "mpanp"])
 def test_loss_ignores_padding(name):
     model = small(name)
     xc, yc, xt, yt = data(nc=6, nt=6)
