@@ -51,12 +51,18 @@ def default_padding(pde: str) -> str:
 
 
 def default_hparams(name: str, pde: str | None = None, periodic: bool | None = None) -> dict:
-    """JSON-able default hyper-parameters of model ``name``; ``pde`` (or ``periodic``) sets the
-    padding mode to suit the boundary conditions."""
+    """JSON-able default hyper-parameters of model ``name``; ``pde`` and / or ``periodic`` set
+    the padding mode to suit the boundary conditions. With both, the PDE's mode is kept when it
+    agrees with the grid layout (e.g. ``reflect`` for Helmholtz on a node grid); where they
+    disagree the data's layout wins (``wrap`` on a periodic grid, ``zeros`` otherwise)."""
     _check_name(name)
     hp = copy.deepcopy(_DEFAULTS[name])
+    if "padding" not in hp:
+        return hp
     if pde is not None:
         hp["padding"] = default_padding(pde)
+        if periodic is not None and (hp["padding"] == "wrap") != bool(periodic):
+            hp["padding"] = "wrap" if periodic else "zeros"
     elif periodic is not None:
         hp["padding"] = "wrap" if periodic else "zeros"
     return hp

@@ -35,8 +35,11 @@ import numpy as np
 __all__ = [
     "TRAIN_DEFAULTS",
     "DataMismatchError",
+    "base_resolution_for",
+    "data_periodic",
     "load_run",
     "make_optimizer",
+    "model_hparams",
     "train",
     "train_defaults",
 ]
@@ -136,15 +139,21 @@ def predict_fn(graphdef, params, rest, x, x_norm, y_norm, coords: bool, periodic
     return y_norm.decode(model(prepare_input(x, x_norm, coords, periodic)))
 
 
-def loss_value(kind: str, pred, true, periodic: bool):
-    """Training loss, batch mean: ``l2`` relative L2; ``h1`` the MgNO recipe (He et al. 2024),
-    relative H1 by Parseval with integer wavenumbers, derivative weight for ``|k| < 20``."""
+def loss_value(kind: str, pred, true, periodic: bool, h1_kind: str | None = None):
+    """Training loss, batch mean: ``l2`` relative L2; ``h1`` the MgNO recipe (He et al. 2024):
+    on periodic grids relative H1 by Parseval with integer wavenumbers, derivative weight for
+    ``|k| < 20``; on node grids the same weighting with finite differences (the FFT of a
+    non-periodic field sees a jump at the boundary): :func:`operators.losses.mgno_rel_h1`."""
     from operators import losses
 
     if kind == "l2":
         return losses.rel_l2(pred, true, periodic)
     if kind == "h1":
-        return losses.mgno_rel_h1(pred, true)
+        if h1_kind is None:
+            h1_kind = "spectral" if periodic else "fd"
+        if h1_kind not in ("spectral", "fd"):
+            raise ValueError(f"unknown H1 loss kind {h1_kind!r}; choose 'spectral' or 'fd'")
+        return losses.mgno_rel_h1(pred, true, h1_kind == "spectral")
     raise ValueError(f"unknown loss {kind!r}; choose 'l2' or 'h1'")
 
 
@@ -160,7 +169,7 @@ def metric_values(pred, true, periodic: bool, h1: bool = True) -> dict:
     return out
 
 
-def make_train_step(graphdef, tx, loss: str, coords: bool, periodic: bool):
+def make_train_step(graphdef, tx, loss: str, coords: bool, periodic: bool, h1_kind: str | None = None):
     """One jitted step ``(params, opt_state, rest, x, y, x_norm, y_norm) -> (params, opt_state,
     loss)``; params and optimiser state are donated (updated in place)."""
     import jax
@@ -168,7 +177,7 @@ def make_train_step(graphdef, tx, loss: str, coords: bool, periodic: bool):
 
     def objective(params, rest, x, y, x_norm, y_norm):
         pred = predict_fn(graphdef, params, rest, x, x_norm, y_norm, coords, periodic)
-        return loss_value(loss, pred, y, periodic)
+        return loss_value(loss, pred, y, periodic, h1_kind)
 
     @functools.partial(jax.jit, donate_argnums=(0, 1))
     def step(params, opt_state, rest, x, y, x_norm, y_norm):
@@ -218,6 +227,13 @@ def check_compatible(data, config: dict, label: str = "data") -> None:
         raise DataMismatchError(
             f"{label} maps {data.input_vars} -> {data.output_vars}, but the run was trained on "
             f"{want_in} -> {want_out}")
+    layout = getattr(data, "periodic", None)
+    if layout is not None and "periodic" in config and bool(layout) != bool(config["periodic"]):
+        def kind(p):
+            return "periodic" if p else "node (both ends included)"
+        raise DataMismatchError(
+            f"{label} is on a {kind(layout)} grid, the run was trained on a {kind(config['periodic'])} "
+            "grid (other boundary conditions)")
     if data.n_spatial != config["dim"]:
         raise DataMismatchError(
             f"{label} has {data.n_spatial} spatial dimension(s) {data.spatial}, the run is {config['dim']}-D")
@@ -293,18 +309,63 @@ def _existing(path) -> Path:
 # ------------------------------------------------------------------------------------------
 # training
 # ------------------------------------------------------------------------------------------
-def _config(model: str, data, data_path: str, hparams: dict, opts: dict) -> dict:
+def data_periodic(data) -> bool:
+    """Whether the grid of ``data`` (FieldData) is periodic: its ``periodic`` attribute (from the
+    dataset's ``periodic`` attribute or its coordinates, ``pde_data.pipeline``), else the PDE's
+    boundary conditions (``wrap`` padding: Burgers, Navier-Stokes), else a node grid."""
     import operators
 
-    periodic = bool(data.periodic)
+    if data.periodic is not None:
+        return bool(data.periodic)
+    pde = str((data.attrs or {}).get("pde", ""))
+    try:
+        return operators.default_padding(pde) == "wrap"
+    except ValueError:
+        return False
+
+
+def base_resolution_for(spatial, periodic: bool, levels: int) -> int:
+    """``base_resolution`` of ``mgno-conv`` for a training grid: its number of cells per axis
+    (``s - 1`` on a node grid, ``s`` periodic; the largest axis), rounded to the nearest multiple
+    of ``2^(levels-1)`` (at least that), so the fine-level kernels are (close to) the plain 3x3
+    stencils on the training grid."""
+    cells = max(int(s) if periodic else int(s) - 1 for s in spatial)
+    m = 2 ** (levels - 1)
+    return max(m, int(math.floor(cells / m + 0.5)) * m)
+
+
+def model_hparams(model: str, data, hparams: dict) -> dict:
+    """Hyper-parameters of ``model`` for training on ``data``: the defaults with the padding of
+    the data's boundary conditions, the user's ``hparams``, and the grid-dependent ones the user
+    did not give, taken from the training grid: ``grid_size`` of ``mgno`` (its prolongation
+    kernels follow the parity of the level sizes) and ``base_resolution`` of ``mgno-conv``."""
+    import operators
+    from operators.layers.multigrid import normalise_smoothing
+
+    periodic = data_periodic(data)
+    pde = str((data.attrs or {}).get("pde", ""))
     try:  # padding to suit the boundary conditions of the data (zeros / wrap / reflect)
-        hp = operators.default_hparams(model, pde=str(data.attrs.get("pde", "")))
+        hp = operators.default_hparams(model, pde=pde, periodic=periodic)
     except ValueError:
         hp = operators.default_hparams(model, periodic=periodic)
     unknown = sorted(set(hparams) - set(hp))
     if unknown:
         raise ValueError(f"unknown hyper-parameter(s) {unknown} for model {model!r}; known: {sorted(hp)}")
     hp.update(hparams)
+    spatial = [int(s) for s in data.spatial]
+    if "grid_size" in hp and "grid_size" not in hparams:
+        hp["grid_size"] = spatial[0] if len(set(spatial)) == 1 else spatial
+    if "base_resolution" in hp and "base_resolution" not in hparams:
+        levels = len(normalise_smoothing(hp["smoothing"]))
+        hp["base_resolution"] = base_resolution_for(spatial, periodic, levels)
+    return hp
+
+
+def _config(model: str, data, data_path: str, hparams: dict, opts: dict) -> dict:
+    periodic = data_periodic(data)
+    hp = model_hparams(model, data, hparams)
+    if opts.get("loss") == "h1":  # which H1 the training loss is (see loss_value)
+        opts = {**opts, "h1_loss": "spectral" if periodic else "fd"}
     return {
         "version": CONFIG_VERSION,
         "model": model,
@@ -410,7 +471,7 @@ def train(data, model: str, out, *, epochs: int | None = None, tests=(), batch_s
     n_params = int(sum(np.size(v) for v in jax.tree_util.tree_leaves(params)))
 
     periodic, use_coords = config["periodic"], config["coords"]
-    step_fn = make_train_step(graphdef, tx, config["loss"], use_coords, periodic)
+    step_fn = make_train_step(graphdef, tx, config["loss"], use_coords, periodic, config.get("h1_loss"))
     eval_fn = make_eval_step(graphdef, use_coords, periodic, h1=False)
     abort_at = int(os.environ[ABORT_ENV]) if os.environ.get(ABORT_ENV) else None
     total = config["epochs"] * steps_per_epoch

@@ -5,7 +5,16 @@ A stencil ``w[t]`` (``t`` in ``{0, 1, 2}^d``) learned for a reference spacing ``
 the continuous kernel ``k(y) = sum_t w[t] prod_a phi(y_a / h0 - (t_a - 1))`` with the hat
 function ``phi(s) = max(0, 1 - |s|)`` (support ``|y_a| < 2 h0``). On a grid of spacing ``h`` it
 acts as the quadrature ``sum_j k(x_j - x_i) v_j (h/h0)^d``, which equals the stencil when
-``h = h0`` and converges to ``h0^-d * integral k(y - x) v(y) dy`` as ``h -> 0``. Three forms:
+``h = h0`` and converges to ``h0^-d * integral k(y - x) v(y) dy`` as ``h -> 0``.
+
+Normalised taps: per axis, each tap's quadrature weights at an output point are divided by their
+sum (its "mass"), so every tap is a weighted mean of the input around its centre
+``x + (t - 1) h0``. In the interior of a grid with ``h0 / h`` an integer the masses are exactly 1
+(nothing changes); at a Dirichlet end (zero padding) a tap centred on the end point has only half
+of its hat inside the domain, and without the normalisation its weight would drift from 1 (the
+reference grid) to 3/4 (``h0/2``), 5/8, ... -> 1/2 under refinement: an O(1) change of the
+output along the boundary that no smoothness of the input removes. A tap centred outside the
+domain reads the zero padding (weight 0), as the stencil does. Three forms:
 
 * :class:`LocalKernelConv`: same grid in and out (a convolution with the sampled kernel);
 * :class:`KernelRestriction`: from a grid onto a coarser grid (stride-2 conv when ``h = h0``);
@@ -55,7 +64,27 @@ def _tap_matrix(n_out: int, n_in: int, h0: float, mode: str, quadrature: bool) -
         m = m + hat(im[None] / h0 - taps)
     if quadrature:
         m = m * (spacing(n_in, periodic) / h0)
+        m = m * _inverse_mass(m, x_out, h0, mode)[:, :, None]
     return m
+
+
+def _inverse_mass(m, x_out, h0, mode):
+    """``(3, n_out)``: per tap and output point, 1 / (sum of the tap's quadrature weights), or 0
+    where the tap's centre ``x + (t - 1) h0`` lies outside [0, 1] with zero padding.
+
+    The normalisation makes each tap a weighted mean of the input around its centre (weights
+    summing to 1 on every grid), so the operator applied on any grid is the same continuous one
+    as on the reference grid: without it a tap centred on a Dirichlet end has only half of its
+    hat inside the domain, and its weight drifts from 1 (reference grid) to 3/4 (h0/2), 5/8
+    (h0/4), ... -> 1/2, an O(1) change of the output at the boundary under refinement. A tap
+    centred outside reads the zero padding, as the index-space stencil does."""
+    mass = m.sum(axis=2)
+    inv = np.where(mass > 1e-12, 1.0 / np.where(mass > 1e-12, mass, 1.0), 0.0)
+    if mode == "zeros":
+        centre = x_out[None, :] + (np.arange(3)[:, None] - 1.0) * h0
+        eps = 1e-9 * max(h0, 1.0)
+        inv = np.where((centre >= -eps) & (centre <= 1.0 + eps), inv, 0.0)
+    return inv
 
 
 def tap_matrix(n_out: int, n_in: int, h0: float, mode: str, quadrature: bool) -> np.ndarray:
@@ -82,25 +111,55 @@ class LocalKernelConv(_Taps):
                  h0: float, rngs: nnx.Rngs):
         super().__init__(in_channels, out_channels, dim, padding, h0, in_channels, rngs)
 
-    def sampled_kernel(self, spatial):
-        """The kernel on the offsets of a grid of shape ``spatial``: ``(*(2r+1), c_in, c_out)``."""
-        periodic = self.padding == "wrap"
-        k = self.kernel[...]
-        radii = []
-        for a, n in enumerate(spatial):
-            h = spacing(n, periodic)
-            r = max(int(np.ceil(2 * self.h0 / h)) - 1, 0)
-            radii.append(r)
-            offs = np.arange(-r, r + 1) * h / self.h0
-            phi = hat(offs[:, None] - (np.arange(3)[None, :] - 1.0)) * (h / self.h0)  # (2r+1, 3)
-            k = jnp.moveaxis(jnp.tensordot(jnp.asarray(phi, k.dtype), k, axes=[[1], [a]]), 0, a)
-        return k, radii
+    def tap_weights(self, n):
+        """``(phi, inv_mass, r)`` of one axis of ``n`` points: the quadrature weights ``(2r+1, 3)``
+        of each tap on the offsets ``-r..r`` and the per-point normalisation ``(n, 3)``
+        (:func:`_inverse_mass`)."""
+        return _axis_weights(int(n), self.h0, self.padding)
 
     def __call__(self, x):
-        k, radii = self.sampled_kernel(x.shape[1:-1])
-        x = pad(x, [(r, r) for r in radii], self.padding)
-        return jax.lax.conv_general_dilated(x, k.astype(x.dtype), (1,) * self.dim, "VALID",
-                                            dimension_numbers=dimension_numbers(self.dim))
+        # per axis: the three tap means (normalised quadrature of the hat around each tap's
+        # centre), then the stencil weights over the taps and channels
+        z = x  # (b, *n, c * 3^a): channels with the taps of the axes done so far, flattened
+        for a, n in enumerate(x.shape[1:-1]):
+            phi, inv, r = self.tap_weights(n)
+            zp = pad(z, [(r, r) if b == a else (0, 0) for b in range(self.dim)], self.padding)
+            acc = 0.0
+            for o in range(2 * r + 1):
+                sl = jax.lax.slice_in_dim(zp, o, o + n, axis=1 + a)
+                acc = acc + sl[..., None] * jnp.asarray(phi[o], x.dtype)
+            shape = [1] * acc.ndim
+            shape[1 + a], shape[-1] = n, 3
+            acc = acc * jnp.asarray(inv, x.dtype).reshape(shape)
+            z = acc.reshape(z.shape[:-1] + (-1,))
+        taps = "stu"[:self.dim]
+        z = z.reshape(x.shape + (3,) * self.dim)
+        return jnp.einsum(f"...i{taps},{taps}io->...o", z, self.kernel[...].astype(x.dtype))
+
+
+@functools.lru_cache(maxsize=512)
+def _axis_weights(n: int, h0: float, mode: str):
+    periodic = mode == "wrap"
+    h = spacing(n, periodic)
+    r = max(int(np.ceil(2 * h0 / h)) - 1, 0)
+    offs = np.arange(-r, r + 1) * h / h0
+    phi = hat(offs[:, None] - (np.arange(3)[None, :] - 1.0)) * (h / h0)  # (2r+1, 3)
+    # the masses: the same weights applied to a field of ones, padded like the input
+    if mode == "zeros":
+        ones = np.pad(np.ones(n), r, mode="constant")
+    elif mode == "wrap":
+        ones = np.ones(n + 2 * r)
+    else:
+        if r >= n:
+            raise ValueError(f"reflect padding {r} needs a grid of more than that many points, got {n}")
+        ones = np.ones(n + 2 * r)
+    mass = np.stack([ones[o:o + n] for o in range(2 * r + 1)], axis=1) @ phi  # (n, 3)
+    inv = np.where(mass > 1e-12, 1.0 / np.where(mass > 1e-12, mass, 1.0), 0.0)
+    if mode == "zeros":
+        centre = grid_points(n, False)[:, None] + (np.arange(3)[None, :] - 1.0) * h0
+        eps = 1e-9 * max(h0, 1.0)
+        inv = np.where((centre >= -eps) & (centre <= 1.0 + eps), inv, 0.0)
+    return phi, inv, r
 
 
 class KernelRestriction(_Taps):

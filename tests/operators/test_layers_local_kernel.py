@@ -28,34 +28,47 @@ def _points(n, periodic):
 
 
 def direct_sum(x, w, h0, out_shape, mode, quadrature):
-    """``y[I] = sum_J k(x_J - X_I) v[J] (h/h0)^d`` (or ``k(X_I - x_J) v[J]`` for a prolongation)
-    with the hat-interpolated kernel, by explicit loops over all point pairs."""
+    """``y[I] = sum_J k(x_J - X_I) v[J]`` with per-tap normalised quadrature weights (or
+    ``k(X_I - x_J) v[J]`` for a prolongation) with the hat-interpolated kernel, by explicit loops
+    over all point pairs."""
     periodic = mode == "wrap"
     d = x.ndim - 2
     xin = [_points(n, periodic) for n in x.shape[1:-1]]
     xout = [_points(n, periodic) for n in out_shape]
-    q = np.prod([(1 / n if periodic else 1 / (n - 1)) / h0 for n in x.shape[1:-1]]) if quadrature else 1.0
     y = np.zeros((x.shape[0], *out_shape, w.shape[-1]))
 
-    def k(delta):  # delta: d offsets -> (ci, co) kernel value
-        val = np.zeros(w.shape[-2:])
-        for t in itertools.product(range(3), repeat=d):
-            val += w[t] * np.prod([hat(dl / h0 - (ti - 1)) for dl, ti in zip(delta, t)])
-        return val
+    def axis_deltas(a, i, j):
+        if quadrature:
+            ds = [xin[a][j] - xout[a][i]]
+        else:
+            ds = [xout[a][i] - xin[a][j]]
+        if periodic:
+            ds = [(ds[0] + 0.5) % 1.0 - 0.5]
+        elif mode == "reflect" and quadrature and 0 < j < x.shape[1 + a] - 1:
+            ds += [-xin[a][j] - xout[a][i], 2 - xin[a][j] - xout[a][i]]
+        return ds
+
+    def axis_weight(a, i, j, t):  # phi of tap t, summed over the images of input point j
+        return sum(hat(dl / h0 - (t - 1)) for dl in axis_deltas(a, i, j))
+
+    # normalised quadrature: per axis, tap and output point, the weights sum to 1 (0 for a tap
+    # centred outside the domain with zero padding)
+    norm = [np.ones((n, 3)) for n in out_shape]
+    if quadrature:
+        for a in range(d):
+            for i in range(out_shape[a]):
+                for t in range(3):
+                    mass = sum(axis_weight(a, i, j, t) for j in range(x.shape[1 + a]))
+                    centre = xout[a][i] + (t - 1) * h0
+                    outside = mode == "zeros" and not (-1e-9 <= centre <= 1 + 1e-9)
+                    norm[a][i, t] = 0.0 if outside or mass == 0 else 1.0 / mass
 
     for I in itertools.product(*[range(n) for n in out_shape]):
         for J in itertools.product(*[range(n) for n in x.shape[1:-1]]):
-            if quadrature:
-                deltas = [[xin[a][J[a]] - xout[a][I[a]]] for a in range(d)]
-            else:
-                deltas = [[xout[a][I[a]] - xin[a][J[a]]] for a in range(d)]
-            for a in range(d):
-                if periodic:
-                    deltas[a] = [(deltas[a][0] + 0.5) % 1.0 - 0.5]
-                elif mode == "reflect" and quadrature and 0 < J[a] < x.shape[1 + a] - 1:
-                    deltas[a] += [-xin[a][J[a]] - xout[a][I[a]], 2 - xin[a][J[a]] - xout[a][I[a]]]
-            for delta in itertools.product(*deltas):
-                y[(slice(None), *I)] += x[(slice(None), *J)] @ k(delta) * q
+            k = np.zeros(w.shape[-2:])
+            for t in itertools.product(range(3), repeat=d):
+                k += w[t] * np.prod([axis_weight(a, I[a], J[a], t[a]) * norm[a][I[a], t[a]] for a in range(d)])
+            y[(slice(None), *I)] += x[(slice(None), *J)] @ k
     return y
 
 

@@ -187,3 +187,83 @@ def test_bad_arguments_are_named(darcy, tmp_path):
         train(darcy / "train.nc", MODEL, tmp_path / "r3", hparams={"not_a_knob": 3}, epochs=1)
     with pytest.raises(ValueError, match="batch_size"):
         train_small(darcy / "train.nc", tmp_path / "r4", epochs=1, batch_size=100)
+
+
+def _periodic_dataset(n=6, s=32):
+    """A dataset on a periodic grid (attribute ``periodic``), PDE unknown to the registry."""
+    import xarray as xr
+
+    rng = np.random.default_rng(0)
+    x = np.arange(s) / s
+    a = rng.normal(size=(n, s, s)).astype(np.float32)
+    return xr.Dataset({"a": (("sample", "x", "y"), a), "u": (("sample", "x", "y"), 2 * a)},
+                      coords={"x": x, "y": x}, attrs={"pde": "toy", "periodic": 1,
+                                                      "input_vars": "a", "output_vars": "u"})
+
+
+def test_hparams_follow_the_training_grid(darcy):
+    """Padding from the data's periodicity; ``grid_size`` (mgno) and ``base_resolution``
+    (mgno-conv) from the training grid unless given."""
+    from operators.train import base_resolution_for, data_periodic, model_hparams, open_data
+
+    node = open_data(darcy / "train.nc")  # 16 x 16 node grid (15 cells)
+    assert data_periodic(node) is False
+    hp = model_hparams("mgno", node, {})
+    assert hp["grid_size"] == 16 and hp["padding"] == "zeros"
+    assert model_hparams("mgno", node, {"grid_size": 211})["grid_size"] == 211
+    hp = model_hparams("mgno-conv", node, {"smoothing": [[1, 0], [2, 0]]})
+    assert hp["base_resolution"] == 16  # 15 cells -> nearest multiple of 2
+    assert model_hparams("mgno-conv", node, {"base_resolution": 32})["base_resolution"] == 32
+    assert "grid_size" not in model_hparams("fno", node, {})
+
+    per = open_data(_periodic_dataset())
+    assert data_periodic(per) is True
+    assert model_hparams("mgno", per, {})["padding"] == "wrap"
+    assert model_hparams("fno", per, {})["padding"] == "wrap"
+    assert model_hparams("mgno-conv", per, {})["base_resolution"] == 32  # 32 cells, 5 levels
+    assert base_resolution_for([421, 421], False, 5) == 416  # 420 cells -> multiple of 16
+    assert base_resolution_for([64, 64], False, 5) == 64     # 63 cells
+    assert base_resolution_for([8, 8], True, 5) == 16        # at least 2^(levels-1)
+
+
+def test_h1_loss_follows_the_periodicity():
+    """Node grids: finite-difference H1 (the FFT would see the jump between the ends); periodic
+    grids: the reference spectral HsLoss."""
+    from operators import losses
+    from operators.train import loss_value
+
+    x = np.linspace(0, 1, 33)
+    X, Y = np.meshgrid(x, x, indexing="ij")
+    true = (X * Y + np.sin(np.pi * X))[None, ..., None].astype(np.float32)
+    pred = true + 0.01 * np.cos(3 * X)[None, ..., None].astype(np.float32)
+    fd = float(loss_value("h1", pred, true, False))
+    spec = float(loss_value("h1", pred, true, True))
+    assert spec == pytest.approx(float(losses.mgno_rel_h1(pred, true)), rel=1e-6)
+    # independent: trapezoid quadrature, np.gradient (second order, one-sided at the ends)
+    w = np.full(33, 1 / 32)
+    w[[0, -1]] /= 2
+    w2 = np.outer(w, w)
+
+    def norm(u):
+        gx, gy = np.gradient(u, x, x, edge_order=2)
+        return np.sum(w2 * (u**2 + (gx**2 + gy**2) / (2 * np.pi) ** 2))
+    want = np.sqrt(norm((pred - true)[0, ..., 0].astype(np.float64)) / norm(true[0, ..., 0].astype(np.float64)))
+    assert fd == pytest.approx(want, rel=1e-3)
+    assert abs(fd - spec) > 0.1 * fd  # the spectral loss is wrong on this non-periodic field
+
+
+def test_mgno_conv_run_stores_grid_and_periodicity(darcy, tmp_path):
+    """A run of mgno-conv keeps base_resolution, the periodicity and the H1 loss kind in its
+    config, and evaluate rebuilds the same model from it."""
+    from operators.evaluate import evaluate
+    from operators.train import train
+
+    hp = {"width": 4, "n_layers": 1, "smoothing": [[1, 0], [2, 0]]}
+    out = tmp_path / "conv"
+    train(darcy / "train.nc", "mgno-conv", out, hparams=hp, epochs=1, batch_size=8, max_steps=2,
+          progress=False)
+    cfg = json.loads((out / "config.json").read_text())
+    assert cfg["hparams"]["base_resolution"] == 16 and cfg["hparams"]["padding"] == "zeros"
+    assert cfg["periodic"] is False and cfg["h1_loss"] == "fd"
+    m = evaluate(out, darcy / "test31.nc", which="latest")
+    assert m["resolution"] == [31, 31] and np.isfinite(m["rel_l2"]) and np.isfinite(m["rel_h1"])
