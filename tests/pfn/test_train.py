@@ -79,3 +79,24 @@ def test_four_emulated_devices_give_the_same_loss(tmp_path):
     assert four["loss"] == pytest.approx(one["loss"], rel=1e-4)
     losses = [[r["loss"] for r in Run(tmp_path / d).read_metrics()] for d in ("one", "four")]
     np.testing.assert_allclose(losses[1], losses[0], rtol=1e-4)
+
+
+def test_a_non_finite_dataset_is_left_out_of_the_loss():
+    """A NaN dataset (a failed float32 Cholesky of the prior) must not poison the loss: the
+    loss equals the loss of the batch without it, and its gradient is finite."""
+    import jax.numpy as jnp
+
+    from pfn.train import build_config, build_model, loss_fn, prior_statistics
+    from pde_data.priors.samplers import make_prior
+
+    cfg = build_config("gp-rbf", **{k: v for k, v in TINY.items() if k != "quiet"})
+    borders = jnp.asarray(prior_statistics(cfg)["borders"])
+    model = build_model(cfg)
+    batch = make_prior("gp-rbf")(jax.random.key(3), 4, 16, 8)
+    y_bad = batch.y.at[1, 5].set(jnp.nan)
+    keep = jnp.array([0, 2, 3])
+    clean = loss_fn(model, batch.x[keep], batch.y[keep], 8, None, borders, "regression")
+    mixed = loss_fn(model, batch.x, y_bad, 8, None, borders, "regression")
+    np.testing.assert_allclose(float(mixed), float(clean), rtol=1e-5)
+    g = nnx.grad(lambda m: loss_fn(m, batch.x, y_bad, 8, None, borders, "regression"))(model)
+    assert all(np.all(np.isfinite(np.asarray(leaf))) for leaf in jax.tree_util.tree_leaves(g))
