@@ -19,7 +19,9 @@ domain reads the zero padding (weight 0), as the stencil does. Three forms:
 * :class:`LocalKernelConv`: same grid in and out (a convolution with the sampled kernel);
 * :class:`KernelRestriction`: from a grid onto a coarser grid (stride-2 conv when ``h = h0``);
 * :class:`KernelProlongation`: from a coarse grid onto a grid, by evaluating the kernel sum at
-  the fine points (no quadrature; the transposed stride-2 conv with kernel 3 when ``h = h0``).
+  the fine points (no quadrature). With ``h0`` the fine spacing and a coarse grid of spacing
+  ``2 h0`` it is the transposed stride-2 conv with kernel 3; with ``h0`` the coarse spacing it is
+  the 3^d conv on the coarse grid followed by (multi)linear interpolation.
 
 Boundaries as the padding modes: ``zeros`` (nothing outside), ``wrap`` (periodic distances),
 ``reflect`` (mirror images about the ends, excluding the end points themselves).
@@ -176,8 +178,10 @@ class KernelRestriction(_Taps):
 
 
 class KernelProlongation(_Taps):
-    """Kernel sum of a coarse field evaluated on a grid of shape ``out_shape`` (interpolation-like;
-    values beyond the ends are zero except on periodic grids)."""
+    """Kernel sum ``y(x) = sum_J sum_t w_t u_J phi((x - X_J)/h0 - (t - 1))`` of a coarse field
+    evaluated on a grid of shape ``out_shape`` (values beyond the ends are zero except on periodic
+    grids). ``h0`` = coarse spacing: 3^d conv on the coarse grid, then linear interpolation;
+    ``h0`` = half of it: the kernel-3 stride-2 transposed conv."""
 
     def __init__(self, in_channels: int, out_channels: int, *, dim: int = 2, padding: str = "zeros",
                  h0: float, rngs: nnx.Rngs):

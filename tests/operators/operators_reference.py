@@ -40,9 +40,32 @@ def conv_transpose(x, w, shape, periodic=False):
     return out
 
 
-def vcycle(f, weights, mode="zeros"):
+def interpolate_2x(v, shape, periodic=False):
+    """Linear interpolation from a grid onto the nested grid of twice as many cells, axis by
+    axis: even fine points copy the coarse values, odd ones average their two neighbours."""
+    for a in range(1, v.ndim - 1):
+        n_f = shape[a - 1]
+        out = np.zeros(v.shape[:a] + (n_f,) + v.shape[a + 1:])
+        nc = v.shape[a]
+        for i in range(n_f):
+            lo, hi = (i // 2) % nc, ((i + 1) // 2) % nc
+            out[(slice(None),) * a + (i,)] = 0.5 * (np.take(v, lo, axis=a) + np.take(v, hi, axis=a))
+        v = out
+    return v
+
+
+def resize_conv(x, w, shape, periodic=False):
+    """Kernel-3 convolution on the coarse grid (the flipped stencil, zero or periodic padding),
+    then linear interpolation onto the nested 2x grid ``shape``."""
+    d = x.ndim - 2
+    v = conv(x, np.flip(w, axis=tuple(range(d))), 1, "wrap" if periodic else "zeros")
+    return interpolate_2x(v, shape, periodic)
+
+
+def vcycle(f, weights, mode="zeros", resize_first=False):
     """The MgNO V-cycle from extracted weights: dict with lists ``pre[l] = [(A|None, S), ...]``,
-    ``post[l]``, ``Pi[l]``, ``R[l]``, ``P[l]``."""
+    ``post[l]``, ``Pi[l]``, ``R[l]``, ``P[l]``. ``resize_first``: the prolongation into level 0
+    is :func:`resize_conv` instead of the transposed convolution."""
     L = len(weights["pre"])
     us, fs, u = [], [], None
     for l in range(L):
@@ -54,7 +77,8 @@ def vcycle(f, weights, mode="zeros"):
         fs.append(f)
     u = us[-1]
     for l in range(L - 2, -1, -1):
-        u = us[l] + conv_transpose(u, weights["P"][l], us[l].shape[1:-1], mode == "wrap")
+        up = resize_conv if (resize_first and l == 0) else conv_transpose
+        u = us[l] + up(u, weights["P"][l], us[l].shape[1:-1], mode == "wrap")
         for A, S in weights["post"][l]:
             u = u + conv(fs[l] - conv(u, A, 1, mode), S, 1, mode)
     return u

@@ -8,7 +8,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 from flax import nnx
-from .operators_reference import conv, conv_transpose, vcycle
+from .operators_reference import conv, conv_transpose, resize_conv, vcycle
 
 from operators.layers.local_kernel import (
     KernelProlongation,
@@ -93,6 +93,18 @@ def test_at_reference_spacing_equals_index_space_stencils(mode):
                                conv_transpose(xc, _np(kp.kernel), (n, n), periodic), atol=1e-5)
 
 
+@pytest.mark.parametrize("mode", ["zeros", "wrap"])
+def test_prolongation_at_coarse_spacing_is_a_resize_convolution(mode):
+    """h0 = the coarse spacing: a 3x3 convolution on the coarse grid, then linear interpolation
+    onto the 2x grid, so neighbouring fine points get no alternating (checkerboard) weights."""
+    periodic = mode == "wrap"
+    nc, n = (8, 16) if periodic else (9, 17)
+    xc = np.random.default_rng(5).normal(size=(2, nc, nc, 2))
+    kp = KernelProlongation(2, 3, padding=mode, h0=1 / 8, rngs=nnx.Rngs(5))
+    np.testing.assert_allclose(kp(jnp.asarray(xc, jnp.float32), (n, n)),
+                               resize_conv(xc, _np(kp.kernel), (n, n), periodic), atol=1e-5)
+
+
 @pytest.mark.parametrize("mode", ["zeros", "wrap", "reflect"])
 def test_restriction_and_prolongation_match_direct_sums_off_grid(mode):
     """Grids that do not line up with the reference spacing (11 -> 7 points, h0 = 1/8)."""
@@ -131,6 +143,9 @@ def test_kernel_conv_converges_under_refinement():
 
 @pytest.mark.parametrize("mode", ["zeros", "wrap", "reflect"])
 def test_physical_vcycle_at_base_resolution_is_an_mgno_vcycle(mode):
+    """At the reference grid: MgNO's V-cycle with kernel-3 transposed convolutions between the
+    fixed levels and a resize-convolution (coarse 3x3 stencil, then linear interpolation) into
+    level 0, computed independently with index-space convolutions."""
     periodic = mode == "wrap"
     mg = PhysicalMgConv(2, 3, [(1, 1), (2, 1), (1, 0), (2, 0)], padding=mode, base_resolution=16, rngs=nnx.Rngs(4))
     n = 16 if periodic else 17
@@ -146,7 +161,7 @@ def test_physical_vcycle_at_base_resolution_is_an_mgno_vcycle(mode):
         "R": [_np(mg.R0.kernel)] + [_np(c.kernel) for c in mg.R],
         "P": [_np(mg.P0.kernel)] + [_np(c.kernel) for c in mg.P],
     }
-    want = vcycle(f, weights, mode)
+    want = vcycle(f, weights, mode, resize_first=True)
     np.testing.assert_allclose(got, want, rtol=1e-3, atol=1e-4 * np.abs(want).max())
 
 
