@@ -37,6 +37,8 @@ def _parser() -> argparse.ArgumentParser:
                    help="K: samples per task in the bootstrap / martingale losses (default 10)")
     t.add_argument("--n-inducing", type=int, default=None, help="ISAB inducing points (MP*)")
     t.add_argument("--noise-dim", type=int, default=None, help="generator noise size (MP*)")
+    t.add_argument("--pseudo-average", default=None, choices=("logmeanexp", "mean"),
+                   help="average over the K sets in L_pseudo (MP*, default logmeanexp)")
     t.add_argument("--log-every", type=int, default=50)
     t.add_argument("--ckpt-every", type=int, default=500)
     t.add_argument("--time-limit", type=float, default=None,
@@ -72,7 +74,8 @@ def main(argv=None) -> int:
             args.model, args.data, steps=args.steps, batch_size=args.batch_size, lr=args.lr,
             seed=args.seed, width=args.width, enc_depth=args.enc_depth, dec_depth=args.dec_depth,
             heads=args.heads, min_std=args.min_std, train_samples=args.train_samples,
-            n_inducing=args.n_inducing, noise_dim=args.noise_dim)
+            n_inducing=args.n_inducing, noise_dim=args.noise_dim,
+            pseudo_average=args.pseudo_average)
         last = train(args.out, config, log_every=args.log_every, ckpt_every=args.ckpt_every,
                      time_limit=args.time_limit, progress=not args.no_progress)
         print(json.dumps(last))

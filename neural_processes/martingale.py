@@ -19,7 +19,9 @@ generated pseudo-context sets:
   shared encoder and decoder given the real context alone;
 * ``L_pseudo = -log (1/K) sum_k exp( sum_{i in D} log p(y_i | x_i, C'_k) )``: the generated sets
   alone must explain the task, so that the generator cannot produce representations that the
-  decoder learns to ignore.
+  decoder learns to ignore. With ``pseudo_average="mean"`` (default ``"logmeanexp"``, the formula
+  above) it is instead ``-(1/K) sum_k sum_{i in D} log p(y_i | x_i, C'_k)``, every set on its own
+  (by Jensen never below the log-mean-exp version).
 
 The loss is ``mean_tasks (L_marg + L_amort + L_pseudo) / |D|``, equal weights.
 
@@ -27,9 +29,15 @@ Provenance (what was and was not checked): the paper's method section and the au
 code could not be read from this machine (only the abstract and the Fig. 1 caption), so equation
 numbers are deliberately not cited. The three terms and their names match the paper as an
 independent reimplementation reports it (same three names, same roles); unverified against the
-paper's text are: the equal weights, ``L_pseudo`` using a log-mean-exp (rather than a mean) over the ``K`` sets,
-and the pseudo-set size (here one pseudo point per real context point, the noise of point ``j``
-concatenated to ``r_j`` before the ISAB). The conventions follow the authors' JAX framework
+paper's text are: the equal weights, the default log-mean-exp over the ``K`` sets in
+``L_pseudo`` (our choice), and the pseudo-set size (here one pseudo point per real context
+point, the noise of point ``j`` concatenated to ``r_j`` before the ISAB). Both public
+third-party reimplementations found (neither is the authors' code) use a plain mean over ``K``
+in ``L_pseudo``, i.e. ``pseudo_average="mean"``: BernieZhang15/Federated-Martingale-Posterior
+(``train_isab.py``; weights 1/1/1, ``L_marg`` a log-mean-exp of the task sum as here) and
+jose-perales/martingale-posterior-neural-process-jhu-gpu-programming
+(``martingale_posterior_neural_process.py``; weight 0.1 on ``L_pseudo``, that author's choice).
+The conventions follow the authors' JAX framework
 (yuneg11/Neural-Process-Family, ``npf/jax/models/bnp.py``): there the bootstrap NP loss is
 ``-(ll + ll_base)`` with ``ll`` the log-mean-exp over samples of the task's summed
 log-likelihood divided by its number of points (``log_likelihood(joint=True)``) and ``ll_base``
@@ -77,15 +85,22 @@ class MPNP(NeuralProcess):
     name = "mpnp"
     stochastic = True
 
+    PSEUDO_AVERAGES = ("logmeanexp", "mean")
+
     def __init__(self, x_dim: int = 1, y_dim: int = 1, *, train_samples: int = 10,
-                 n_inducing: int = 16, noise_dim: int = 32, rngs: nnx.Rngs, **kw):
+                 n_inducing: int = 16, noise_dim: int = 32, pseudo_average: str = "logmeanexp",
+                 rngs: nnx.Rngs, **kw):
         super().__init__(x_dim, y_dim, rngs=rngs, **kw)
         for k, v in {"train_samples": train_samples, "n_inducing": n_inducing,
                          "noise_dim": noise_dim}.items():
             if int(v) != v or v < 1:
                 raise ValueError(f"{k} must be a positive integer, got {v!r}")
+        if pseudo_average not in self.PSEUDO_AVERAGES:
+            raise ValueError(f"pseudo_average must be one of {', '.join(self.PSEUDO_AVERAGES)}, "
+                             f"got {pseudo_average!r}")
         self.train_samples, self.n_inducing = int(train_samples), int(n_inducing)
         self.noise_dim = int(noise_dim)
+        self.pseudo_average = str(pseudo_average)
         features = self.width * (2 if self.attention else 1)  # (keys,) values
         self.generator = PseudoContextGenerator(features, self.width, self.n_inducing,
                                                 self.heads, self.noise_dim, rngs=rngs)
@@ -93,8 +108,13 @@ class MPNP(NeuralProcess):
                                        self.dec_depth, self.min_std, rngs=rngs)
 
     def extra_config(self):
-        return {"train_samples": self.train_samples, "n_inducing": self.n_inducing,
-                "noise_dim": self.noise_dim}
+        cfg = {"train_samples": self.train_samples, "n_inducing": self.n_inducing,
+               "noise_dim": self.noise_dim}
+        # stored only when not the default, so that configs (and the exact-match check when a
+        # run folder resumes) stay as they were before the option existed
+        if self.pseudo_average != "logmeanexp":
+            cfg["pseudo_average"] = self.pseudo_average
+        return cfg
 
     def pseudo_contexts(self, rep: ContextRep, key: jax.Array, num_samples: int) -> ContextRep:
         """``num_samples`` generated pseudo-context sets, leading axis = sample."""
@@ -115,7 +135,8 @@ class MPNP(NeuralProcess):
     def loss_terms(self, batch: NPBatch, rep: ContextRep, pseudo: ContextRep
                    ) -> tuple[jax.Array, jax.Array, jax.Array]:
         """Per-task ``(L_marg, L_amort, L_pseudo)``, each divided by the task's number of real
-        points (see the module docstring), given the real context representations ``rep`` and
+        points (see the module docstring; ``L_pseudo`` averages over the ``K`` sets as
+        ``pseudo_average`` says), given the real context representations ``rep`` and
         ``K`` generated sets ``pseudo`` (leading axis ``K``). Each is ``(batch,)``."""
         m = batch.mask_all
         n = jnp.maximum(jnp.sum(m, axis=-1), 1.0)
@@ -126,7 +147,11 @@ class MPNP(NeuralProcess):
 
         l_marg = -logmeanexp(task_ll(concat_reps(rep, pseudo)), axis=0) / n
         l_amort = -task_ll(rep) / n
-        l_pseudo = -logmeanexp(task_ll(pseudo), axis=0) / n
+        ll_pseudo = task_ll(pseudo)  # (K, B)
+        if self.pseudo_average == "mean":
+            l_pseudo = -jnp.mean(ll_pseudo, axis=0) / n
+        else:
+            l_pseudo = -logmeanexp(ll_pseudo, axis=0) / n
         return l_marg, l_amort, l_pseudo
 
     def loss(self, batch: NPBatch, key: jax.Array):

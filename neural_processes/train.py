@@ -20,7 +20,7 @@ from neural_processes.data import get_source
 from neural_processes.models import MODELS, build_model
 
 MODEL_KEYS = ("width", "enc_depth", "dec_depth", "heads", "min_std", "train_samples",
-              "n_inducing", "noise_dim")
+              "n_inducing", "noise_dim", "pseudo_average")
 
 
 def make_config(model: str, data: str, *, steps: int = 2000, batch_size: int = 16,
@@ -44,6 +44,7 @@ def make_config(model: str, data: str, *, steps: int = 2000, batch_size: int = 1
     if model not in ("mpnp", "mpanp"):
         kw.pop("n_inducing", None)
         kw.pop("noise_dim", None)
+        kw.pop("pseudo_average", None)
     net = build_model({"model": model, "x_dim": source.x_dim, "y_dim": source.y_dim, **kw})
     return {"model": net.config(), "data": data, "steps": int(steps),
             "batch_size": int(batch_size), "lr": float(lr), "seed": int(seed)}

@@ -166,3 +166,50 @@ def test_mpnp_loss_jits_and_shipped_checkpoint_still_loads():
     loss, aux = shipped.loss(batch, jax.random.key(1))
     assert np.isfinite(float(loss))
     np.testing.assert_allclose(float(loss), sum(float(v) for v in aux.values()), rtol=1e-5)
+
+
+@pytest.mark.parametrize("name", ["mpnp", "mpanp"])
+def test_pseudo_average_mean_matches_numpy_and_leaves_other_terms(name):
+    """pseudo_average="mean": L_pseudo = -mean_k ll(C'_k) / |D| (numpy, same sets), never below
+    the default log-mean-exp version (Jensen; strictly above when the sets differ); L_marg and
+    L_amort do not depend on the option; the option round-trips through config()."""
+    k = 4
+    lme = small(name, k=k)
+    mean = build_model({**lme.config(), "pseudo_average": "mean"}, seed=0)
+    assert lme.pseudo_average == "logmeanexp" and mean.config()["pseudo_average"] == "mean"
+    assert build_model(mean.config()).pseudo_average == "mean"
+    nnx.update(mean, nnx.state(lme))  # same weights (the option is not a parameter)
+    batch = ragged_batch(5)
+    rep = lme.det.represent(batch.x, batch.y, batch.mask_context)
+    pseudo = lme.pseudo_contexts(rep, jax.random.key(3), k)
+    a, b = lme.loss_terms(batch, rep, pseudo), mean.loss_terms(batch, rep, pseudo)
+
+    x, y = np.asarray(batch.x), np.asarray(batch.y)
+    mc, m_all = np.asarray(batch.mask_context), np.asarray(batch.mask_all)
+    n = m_all.sum(-1)
+    if name == "mpnp":  # numpy decoder with mean pooling (np_task_ll); attention checked below
+        pv = np.asarray(pseudo.values)
+        ll_pseudo = np_task_ll(lme, x, y, m_all, pv, np.broadcast_to(mc, pv.shape[:-1]))
+    else:  # the sets one at a time through the model's own decoder
+        ll_pseudo = np.stack([-np.asarray(lme.loss_terms(batch, rep, permuted(
+            pseudo, jnp.array([i]))))[2] * n for i in range(k)])
+    assert np.ptp(ll_pseudo, axis=0).min() > 1e-3  # the sets really differ
+    np.testing.assert_allclose(b[2], -ll_pseudo.mean(0) / n, rtol=1e-4)
+    np.testing.assert_allclose(a[2], -(special.logsumexp(ll_pseudo, 0) - np.log(k)) / n,
+                               rtol=1e-4)
+    assert np.all(np.asarray(b[2]) > np.asarray(a[2]))
+    for t in (0, 1):
+        np.testing.assert_allclose(b[t], a[t], rtol=1e-6)
+    loss_a, _ = lme.loss(batch, jax.random.key(3))
+    loss_b, aux_b = mean.loss(batch, jax.random.key(3))
+    assert float(loss_b) > float(loss_a)
+    np.testing.assert_allclose(float(aux_b["pseudo"]), np.mean(-ll_pseudo.mean(0) / n), rtol=1e-4)
+
+
+def test_pseudo_average_bad_value_raises_and_old_configs_default():
+    cfg = {"model": "mpanp", "x_dim": 1, "y_dim": 1, **SMALL}
+    with pytest.raises(ValueError, match=r"pseudo_average.*logmeanexp, mean.*'median'"):
+        build_model({**cfg, "pseudo_average": "median"})
+    old = small("mpanp").config()
+    assert "pseudo_average" not in old  # default configs unchanged (run folders still resume)
+    assert build_model(old).pseudo_average == "logmeanexp"
