@@ -9,10 +9,16 @@
   second process (bench/pfn_speed_torch.py) because our JAX stack is not in that venv.
 Median wall time of 5 runs after a warm-up (compilation excluded; reported separately).
 Writes bench/pfn_speed.json and prints a markdown table.
+
+    .venv/bin/python bench/pfn_speed.py [--threads N] [--out FILE]
+
+``--threads``: PyTorch threads for the `pfns` half (default: the cores this process may run on,
+so ``taskset -c 0`` gives both halves one core).
 """
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import statistics
@@ -48,7 +54,11 @@ def timed(fn, repeats=5):
     return statistics.median(times), first
 
 
-def main():
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--threads", type=int, default=len(os.sched_getaffinity(0)))
+    p.add_argument("--out", default=str(HERE / "pfn_speed.json"))
+    args = p.parse_args(argv)
     rng = np.random.default_rng(0)
     xc = rng.uniform(0, 1, (1, 100, 1)).astype(np.float32)
     yc = np.sin(6 * xc[..., 0]).astype(np.float32)
@@ -69,7 +79,7 @@ def main():
         rows.append({"method": f"PFN forward, ours (JAX), {label}", "params": int(n_params),
                      "seconds": med, "first_call_seconds": first})
         res = subprocess.run([TORCH_PY, str(HERE / "pfn_speed_torch.py"), *map(str, dims),
-                              str(os.cpu_count())], check=False, capture_output=True, text=True, timeout=900)
+                              str(args.threads)], check=False, capture_output=True, text=True, timeout=900)
         if res.returncode == 0:
             info = json.loads(res.stdout.strip().splitlines()[-1])
             rows.append({"method": f"PFN forward, pfns {info['pfns_version']} TableTransformer "
@@ -104,8 +114,8 @@ def main():
     med, first = timed(sk, repeats=3)
     rows.append({"method": "ML-II GP fit + predict (scikit-learn, L-BFGS, 2 restarts)",
                  "seconds": med})
-    (HERE / "pfn_speed.json").write_text(json.dumps({"cpu_count": os.cpu_count(),
-                                                     "rows": rows}, indent=1))
+    Path(args.out).write_text(json.dumps({"cpu_count": os.cpu_count(), "threads": args.threads,
+                                          "jax": jax.__version__, "rows": rows}, indent=1))
     print("| method | params | median seconds |")
     print("|---|---|---|")
     for r in rows:
