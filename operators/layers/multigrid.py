@@ -14,6 +14,7 @@ the padding mode (zeros: Dirichlet, wrap: periodic, reflect).
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 
 from flax import nnx
@@ -21,7 +22,8 @@ from flax import nnx
 from .conv import Conv, ConvTranspose
 from .grid import check_padding
 
-__all__ = ["MgConv", "normalise_smoothing", "reference_prolongation_kernels"]
+__all__ = ["MgConv", "Smoother", "normalise_smoothing", "reference_prolongation_kernels", "smoothers",
+           "v_cycle"]
 
 
 def normalise_smoothing(smoothing) -> list[tuple[int, int]]:
@@ -50,17 +52,50 @@ def reference_prolongation_kernels(size: int, levels: int) -> list[int]:
     return out
 
 
-class _Smoother(nnx.Module):
-    """One smoothing step ``u <- u + S(f - A u)`` (or ``u = S(f)`` when ``A`` is None)."""
+class Smoother(nnx.Module):
+    """One smoothing step ``u <- u + S(f - A u)`` (or ``u = S(f)`` when ``first``), with
+    ``A: c_u -> c_f`` and ``S: c_f -> c_u`` built by ``make(c_in, c_out)``."""
 
-    def __init__(self, c_u, c_f, dim, padding, first, rngs):
-        self.A = None if first else Conv(c_u, c_f, 3, dim=dim, padding=padding, rngs=rngs)
-        self.S = Conv(c_f, c_u, 3, dim=dim, padding=padding, rngs=rngs)
+    def __init__(self, make, c_u: int, c_f: int, first: bool):
+        self.A = None if first else make(c_u, c_f)
+        self.S = make(c_f, c_u)
 
     def __call__(self, u, f):
         if self.A is None:
             return self.S(f)
         return u + self.S(f - self.A(u))
+
+
+def smoothers(make, c_u: int, c_f: int, smoothing) -> tuple[nnx.List, nnx.List]:
+    """Per level, the pre- and post-smoothing steps (finest first; the very first step of the
+    finest level is ``u = S(f)``), with the stencils of level ``l`` built by
+    ``make(l, c_in, c_out)``."""
+    pre, post = [], []
+    for level, (n_pre, n_post) in enumerate(smoothing):
+        mk = functools.partial(make, level)
+        pre.append(nnx.List([Smoother(mk, c_u, c_f, level == 0 and i == 0) for i in range(n_pre)]))
+        post.append(nnx.List([Smoother(mk, c_u, c_f, False) for _ in range(n_post)]))
+    return nnx.List(pre), nnx.List(post)
+
+
+def v_cycle(f, pre, post, down, up):
+    """The V-cycle of Alg. 1: smooth on each level on the way down, ``down(level, u, f)`` moving
+    ``(u, f)`` onto ``level`` (>= 1); on the way up ``u_l <- u_l + up(level, u_{l+1}, shape_l)``
+    then the level's post-smoothing. Returns the finest ``u``."""
+    us, fs, u = [], [], None
+    for level in range(len(pre)):
+        if level > 0:
+            u, f = down(level, u, f)
+        for step in pre[level]:
+            u = step(u, f)
+        us.append(u)
+        fs.append(f)
+    u = us[-1]
+    for level in range(len(pre) - 2, -1, -1):
+        u = us[level] + up(level, u, us[level].shape[1:-1])
+        for step in post[level]:
+            u = step(u, fs[level])
+    return u
 
 
 class MgConv(nnx.Module):
@@ -87,31 +122,15 @@ class MgConv(nnx.Module):
             raise ValueError(f"need {self.levels - 1} prolongation kernels for {self.levels} levels, got {kernels}")
         self.prolongation_kernels = kernels
         kw = {"dim": dim, "padding": self.padding, "rngs": rngs}
-        pre, post, Pi, R, P = [], [], [], [], []
-        for level, (n_pre, n_post) in enumerate(self.smoothing):
-            pre.append(nnx.List([_Smoother(c_u, c_f, dim, self.padding, level == 0 and i == 0, rngs)
-                                 for i in range(n_pre)]))
-            post.append(nnx.List([_Smoother(c_u, c_f, dim, self.padding, False, rngs) for _ in range(n_post)]))
-        for level in range(self.levels - 1):
+        self.pre, self.post = smoothers(lambda level, ci, co: Conv(ci, co, 3, **kw), c_u, c_f, self.smoothing)
+        Pi, R, P = [], [], []
+        for k in kernels:
             Pi.append(Conv(c_u, c_u, 3, stride=2, **kw))
             R.append(Conv(c_f, c_f, 3, stride=2, **kw))
-            P.append(ConvTranspose(c_u, c_u, kernels[level], **kw))
-        self.pre, self.post = nnx.List(pre), nnx.List(post)
+            P.append(ConvTranspose(c_u, c_u, k, **kw))
         self.Pi, self.R, self.P = nnx.List(Pi), nnx.List(R), nnx.List(P)
 
     def __call__(self, f):
-        us, fs = [], []
-        u = None
-        for level in range(self.levels):
-            if level > 0:
-                u, f = self.Pi[level - 1](u), self.R[level - 1](f)
-            for step in self.pre[level]:
-                u = step(u, f)
-            us.append(u)
-            fs.append(f)
-        u = us[-1]
-        for level in range(self.levels - 2, -1, -1):
-            u = us[level] + self.P[level](u, us[level].shape[1:-1])
-            for step in self.post[level]:
-                u = step(u, fs[level])
-        return u
+        return v_cycle(f, self.pre, self.post,
+                       lambda level, u, f: (self.Pi[level - 1](u), self.R[level - 1](f)),
+                       lambda level, u, shape: self.P[level](u, shape))

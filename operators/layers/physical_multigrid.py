@@ -35,7 +35,7 @@ from flax import nnx
 from .conv import Conv, ConvTranspose
 from .grid import check_padding
 from .local_kernel import KernelProlongation, KernelRestriction, LocalKernelConv
-from .multigrid import normalise_smoothing
+from .multigrid import normalise_smoothing, smoothers, v_cycle
 
 __all__ = ["PhysicalMgConv", "level_shapes"]
 
@@ -47,19 +47,6 @@ def level_shapes(base_resolution: int, levels: int, dim: int, periodic: bool) ->
         cells = base_resolution // 2**l
         out.append((cells if periodic else cells + 1,) * dim)
     return out
-
-
-class _Step(nnx.Module):
-    """Smoothing step ``u <- u + S(f - A u)`` (``u = S f`` if first) with given conv layers."""
-
-    def __init__(self, make, c_u, c_f, first):
-        self.A = None if first else make(c_u, c_f)
-        self.S = make(c_f, c_u)
-
-    def __call__(self, u, f):
-        if self.A is None:
-            return self.S(f)
-        return u + self.S(f - self.A(u))
 
 
 class PhysicalMgConv(nnx.Module):
@@ -86,18 +73,10 @@ class PhysicalMgConv(nnx.Module):
         c_u, c_f = out_channels, in_channels
         kw = {"dim": dim, "padding": self.padding, "rngs": rngs}
 
-        def fine(ci, co):
-            return LocalKernelConv(ci, co, h0=self.h0, **kw)
+        def make(level, ci, co):  # kernels of physical size on the input grid, stencils on fixed levels
+            return LocalKernelConv(ci, co, h0=self.h0, **kw) if level == 0 else Conv(ci, co, 3, **kw)
 
-        def coarse(ci, co):
-            return Conv(ci, co, 3, **kw)
-
-        pre, post = [], []
-        for level, (n_pre, n_post) in enumerate(self.smoothing):
-            make = fine if level == 0 else coarse
-            pre.append(nnx.List([_Step(make, c_u, c_f, level == 0 and i == 0) for i in range(n_pre)]))
-            post.append(nnx.List([_Step(make, c_u, c_f, False) for _ in range(n_post)]))
-        self.pre, self.post = nnx.List(pre), nnx.List(post)
+        self.pre, self.post = smoothers(make, c_u, c_f, self.smoothing)
         self.Pi0 = KernelRestriction(c_u, c_u, h0=self.h0, **kw)
         self.R0 = KernelRestriction(c_f, c_f, h0=self.h0, **kw)
         # kernel spacing 2 h0 = level 1's: stencil on level 1, then linear interpolation
@@ -108,22 +87,13 @@ class PhysicalMgConv(nnx.Module):
 
     def __call__(self, f):
         shapes = level_shapes(self.base_resolution, self.levels, self.dim, self.padding == "wrap")
-        us, fs = [], []
-        u = None
-        for level in range(self.levels):
+
+        def down(level, u, f):  # onto the fixed level 1 by quadrature, then stride-2 stencils
             if level == 1:
-                u, f = self.Pi0(u, shapes[0]), self.R0(f, shapes[0])
-            elif level > 1:
-                u, f = self.Pi[level - 2](u), self.R[level - 2](f)
-            for step in self.pre[level]:
-                u = step(u, f)
-            us.append(u)
-            fs.append(f)
-        u = us[-1]
-        for level in range(self.levels - 2, -1, -1):
-            target = us[level].shape[1:-1]
-            up = self.P0(u, target) if level == 0 else self.P[level - 1](u, target)
-            u = us[level] + up
-            for step in self.post[level]:
-                u = step(u, fs[level])
-        return u
+                return self.Pi0(u, shapes[0]), self.R0(f, shapes[0])
+            return self.Pi[level - 2](u), self.R[level - 2](f)
+
+        def up(level, u, shape):  # into the input grid by the resize-convolution
+            return self.P0(u, shape) if level == 0 else self.P[level - 1](u, shape)
+
+        return v_cycle(f, self.pre, self.post, down, up)

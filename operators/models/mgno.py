@@ -24,7 +24,7 @@ from ..layers.multigrid import MgConv, normalise_smoothing, reference_prolongati
 from ..layers.pointwise import Pointwise
 from ..layers.pointwise import activation as get_activation
 
-__all__ = ["MGNO_DEFAULTS", "MgNO", "prolongation_kernels"]
+__all__ = ["MGNO_DEFAULTS", "MgNO", "MgNOStack", "prolongation_kernels"]
 
 MGNO_DEFAULTS = {
     "width": 24,
@@ -58,25 +58,19 @@ def prolongation_kernels(prolongation_kernel, grid_size, levels: int) -> list[in
     return [int(k) for k in prolongation_kernel]
 
 
-class MgNO(nnx.Module):
-    """Multigrid neural operator ``(b, *n, in_channels) -> (b, *n, out_channels)``, 1-D or 2-D."""
+class MgNOStack(nnx.Module):
+    """The layers ``u <- act(W^Mg_i u + W_i u + b_i)``, i = 1..n_layers, and the bias-free 1x1
+    head, for any multigrid convolution ``W^Mg`` (MgNO's and mgno-conv's)."""
 
-    def __init__(self, in_channels: int, out_channels: int, *, dim: int = 2, width: int = 24,
-                 n_layers: int = 4, smoothing=MGNO_DEFAULTS["smoothing"], padding: str = "zeros",
-                 grid_size: int | None = 256, prolongation_kernel="auto", activation: str = "gelu",
-                 rngs: nnx.Rngs):
+    def _build_stack(self, make_mg, in_channels: int, out_channels: int, dim: int, width: int,
+                     n_layers: int, activation: str, rngs: nnx.Rngs):
+        """``make_mg(c_in, c_out)``: one multigrid convolution."""
         if n_layers < 1 or width < 1:
-            raise ValueError(f"MgNO needs n_layers >= 1 and width >= 1, got {n_layers}, {width}")
+            raise ValueError(f"{type(self).__name__} needs n_layers >= 1 and width >= 1, got {n_layers}, {width}")
         get_activation(activation)
         self.dim, self.in_channels, self.out_channels = dim, in_channels, out_channels
         self.act = activation
-        smoothing = normalise_smoothing(smoothing)
-        padding = check_padding(padding)
-        self.grid_size = grid_size
-        kernels = prolongation_kernels(prolongation_kernel, grid_size, len(smoothing))
-        kw = {"dim": dim, "padding": padding, "prolongation_kernel": kernels, "rngs": rngs}
-        self.mg = nnx.List([MgConv(in_channels if i == 0 else width, width, smoothing, **kw)
-                            for i in range(n_layers)])
+        self.mg = nnx.List([make_mg(in_channels if i == 0 else width, width) for i in range(n_layers)])
         self.linear = nnx.List([Pointwise(in_channels if i == 0 else width, width, rngs=rngs)
                                 for i in range(n_layers)])
         self.head = Pointwise(width, out_channels, use_bias=False, rngs=rngs)
@@ -88,3 +82,18 @@ class MgNO(nnx.Module):
         for mg, lin in zip(self.mg, self.linear):
             u = act(mg(u) + lin(u))
         return self.head(u)
+
+
+class MgNO(MgNOStack):
+    """Multigrid neural operator ``(b, *n, in_channels) -> (b, *n, out_channels)``, 1-D or 2-D."""
+
+    def __init__(self, in_channels: int, out_channels: int, *, dim: int = 2, width: int = 24,
+                 n_layers: int = 4, smoothing=MGNO_DEFAULTS["smoothing"], padding: str = "zeros",
+                 grid_size: int | None = 256, prolongation_kernel="auto", activation: str = "gelu",
+                 rngs: nnx.Rngs):
+        smoothing = normalise_smoothing(smoothing)
+        self.grid_size = grid_size
+        kernels = prolongation_kernels(prolongation_kernel, grid_size, len(smoothing))
+        kw = {"dim": dim, "padding": check_padding(padding), "prolongation_kernel": kernels, "rngs": rngs}
+        self._build_stack(lambda ci, co: MgConv(ci, co, smoothing, **kw), in_channels, out_channels, dim,
+                          width, n_layers, activation, rngs)
