@@ -17,6 +17,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from .checks import batched_field, increasing_times
+
 VERSION = "1"
 GRF_ALPHA, GRF_TAU, GRF_SIGMA = 2.0, 5.0, 25.0
 DEFAULT_DT = 1e-3
@@ -69,39 +71,14 @@ def _advance(v, steps, c, g, mask):
         v, steps, c, g, mask, s)
 
 
-def _check_u0(u0) -> tuple[np.ndarray, bool]:
-    u0 = np.asarray(u0)
-    if u0.dtype.kind not in "fiu":
-        raise TypeError(f"u0 must be a real numeric array, got dtype {u0.dtype}")
-    single = u0.ndim == 1
-    if single:
-        u0 = u0[None]
-    if u0.ndim != 2:
-        raise ValueError(f"u0 must have shape (batch, s) (or (s,)), got {u0.shape}")
-    if u0.shape[1] < 4 or u0.shape[1] % 2:
-        raise ValueError(f"the grid size s must be even and >= 4, got s={u0.shape[1]}")
-    if not np.all(np.isfinite(u0)):
-        raise ValueError("u0 contains NaN or inf")
-    return u0.astype(np.float64), single
-
-
-def _check_times(t) -> tuple[np.ndarray, bool]:
-    scalar = np.ndim(t) == 0
-    t = np.atleast_1d(np.asarray(t, dtype=np.float64))
-    if t.ndim != 1 or t.size == 0 or not np.all(np.isfinite(t)) or np.any(t < 0) \
-            or np.any(np.diff(t) <= 0):
-        raise ValueError(f"times must be finite, >= 0 and strictly increasing, got {t.tolist()}")
-    return t, scalar
-
-
 def solve(u0, nu: float = 0.1, t=1.0, dt: float = DEFAULT_DT) -> np.ndarray:
     """u(., t) of Burgers from u0 (batch, s) on the periodic grid x_j = j/s, float64 numpy.
 
     ``t`` a scalar gives (batch, s); a sequence of increasing times gives (batch, s, len(t)).
     The step is the largest h <= ``dt`` that divides each interval between requested times.
     """
-    u0, single = _check_u0(u0)
-    times, scalar = _check_times(t)
+    u0, single = batched_field(u0, "u0", 1, even=True)
+    times, scalar = increasing_times(t)
     if not (math.isfinite(nu) and nu > 0):
         raise ValueError(f"nu must be finite and > 0, got {nu!r}")
     if not (math.isfinite(dt) and dt > 0):
@@ -137,7 +114,7 @@ def initial_condition(key, n: int, resolution: int) -> np.ndarray:
 
 
 def _times(times) -> list[float]:
-    t, _ = _check_times(1.0 if times is None else times)
+    t, _ = increasing_times(1.0 if times is None else times)
     if t[0] <= 0:
         raise ValueError(f"snapshot times must be > 0 (u0 is stored separately), got {t.tolist()}")
     return [float(x) for x in t]

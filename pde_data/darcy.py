@@ -23,25 +23,15 @@ import numpy as np
 import scipy.sparse as sp
 import scipy.sparse.linalg as spla
 
+from .checks import batched_field
+
 VERSION = "1"
 GRF_ALPHA, GRF_TAU = 2.0, 3.0
 A_HIGH, A_LOW = 12.0, 3.0
 
 
 def _as_coefficient(a) -> tuple[np.ndarray, bool]:
-    a = np.asarray(a)
-    if a.dtype.kind not in "fiu":
-        raise TypeError(f"a must be a real numeric array, got dtype {a.dtype}")
-    single = a.ndim == 2
-    if single:
-        a = a[None]
-    if a.ndim != 3 or a.shape[1] != a.shape[2]:
-        raise ValueError(f"a must have shape (batch, s, s) (or (s, s)), got {a.shape}")
-    if a.shape[1] < 3:
-        raise ValueError(f"grid too small: s={a.shape[1]}, need s >= 3 (one interior node)")
-    a = a.astype(np.float64)
-    if not np.all(np.isfinite(a)):
-        raise ValueError("a contains NaN or inf")
+    a, single = batched_field(a, "a", 2, min_size=3)  # s >= 3: one interior node
     if not np.all(a > 0):
         raise ValueError(f"a must be positive everywhere (min {a.min():.3g})")
     return a, single

@@ -23,6 +23,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from .checks import batched_field, increasing_times
+
 VERSION = "1"
 GRF_ALPHA, GRF_TAU = 2.5, 7.0
 DEFAULT_DT = 1e-4
@@ -79,31 +81,6 @@ def _advance(wh, fh, steps, h, nu, op):
         wh, fh, steps, h, nu, op, s)
 
 
-def _check_w0(w0) -> tuple[np.ndarray, bool]:
-    w0 = np.asarray(w0)
-    if w0.dtype.kind not in "fiu":
-        raise TypeError(f"w0 must be a real numeric array, got dtype {w0.dtype}")
-    single = w0.ndim == 2
-    if single:
-        w0 = w0[None]
-    if w0.ndim != 3 or w0.shape[1] != w0.shape[2]:
-        raise ValueError(f"w0 must have shape (batch, s, s) (or (s, s)), got {w0.shape}")
-    if w0.shape[1] < 4 or w0.shape[1] % 2:
-        raise ValueError(f"the grid size s must be even and >= 4, got s={w0.shape[1]}")
-    if not np.all(np.isfinite(w0)):
-        raise ValueError("w0 contains NaN or inf")
-    return w0.astype(np.float64), single
-
-
-def _check_times(t) -> tuple[np.ndarray, bool]:
-    scalar = np.ndim(t) == 0
-    t = np.atleast_1d(np.asarray(t, dtype=np.float64))
-    if t.ndim != 1 or t.size == 0 or not np.all(np.isfinite(t)) or np.any(t < 0) \
-            or np.any(np.diff(t) <= 0):
-        raise ValueError(f"times must be finite, >= 0 and strictly increasing, got {t.tolist()}")
-    return t, scalar
-
-
 def solve(w0, nu: float = 1e-3, t=1.0, dt: float = DEFAULT_DT,
           forcing_amplitude: float = FORCING_AMPLITUDE) -> np.ndarray:
     """Vorticity w(., t) from w0 (batch, s, s) on the periodic grid x_j = j/s, float64 numpy.
@@ -112,8 +89,8 @@ def solve(w0, nu: float = 1e-3, t=1.0, dt: float = DEFAULT_DT,
     The step is the largest h <= ``dt`` dividing each interval between requested times.
     ``forcing_amplitude=0`` switches the forcing off (``nu=0`` gives the Euler equations).
     """
-    w0, single = _check_w0(w0)
-    times, scalar = _check_times(t)
+    w0, single = batched_field(w0, "w0", 2, even=True)
+    times, scalar = increasing_times(t)
     if not (math.isfinite(nu) and nu >= 0):
         raise ValueError(f"nu must be finite and >= 0, got {nu!r}")
     if not (math.isfinite(dt) and dt > 0):
@@ -162,7 +139,7 @@ def params(resolution: int = 64, nu: float = 1e-3, times=None, solve_resolution:
     if times is None:
         horizon = next((v for k, v in DEFAULT_T.items() if math.isclose(k, nu)), 10)
         times = np.arange(1, horizon + 1)
-    t, _ = _check_times(times)
+    t, _ = increasing_times(times)
     if t[0] <= 0:
         raise ValueError(f"snapshot times must be > 0 (w0 is stored separately), got {t.tolist()}")
     return {"resolution": resolution, "solve_resolution": solve_resolution, "nu": float(nu),
