@@ -28,8 +28,17 @@ class EncoderLayer(nnx.Module):
         self.ff1 = nnx.Linear(d_model, d_ff, rngs=rngs)
         self.ff2 = nnx.Linear(d_ff, d_model, rngs=rngs)
 
-    def __call__(self, h, mask):
-        h = h + self.attn(self.norm1(h), mask=mask, deterministic=True)
+    def __call__(self, h, mask=None, n_context: int | None = None):
+        """``mask``: every position attends to the context positions (any, even traced, context
+        size); or ``n_context`` a Python int: keys and values from the first ``n_context``
+        positions only, the same result at ``n (n_context)`` instead of ``n^2`` attention cost."""
+        hn = self.norm1(h)
+        if n_context is None:
+            a = self.attn(hn, mask=mask, deterministic=True)
+        else:
+            ctx = hn[:, :n_context]
+            a = self.attn(hn, ctx, ctx, deterministic=True)
+        h = h + a
         return h + self.ff2(jax.nn.gelu(self.ff1(self.norm2(h))))
 
 
@@ -71,9 +80,13 @@ class PFN(nnx.Module):
         is_ctx = jnp.arange(n) < n_context  # (n,)
         y_safe = jnp.where(is_ctx[None, :], y, jnp.zeros_like(y))
         h = self.x_embed(x) + jnp.where(is_ctx[None, :, None], self.embed_y(y_safe), 0.0)
-        mask = jnp.broadcast_to(is_ctx[None, None, None, :], (1, 1, n, n))
-        for layer in self.layers:
-            h = layer(h, mask)
+        if isinstance(n_context, int) and 1 <= n_context <= n:  # static: attend to the context slice
+            for layer in self.layers:
+                h = layer(h, n_context=n_context)
+        else:  # traced context size (training samples it per step): masked attention
+            mask = jnp.broadcast_to(is_ctx[None, None, None, :], (1, 1, n, n))
+            for layer in self.layers:
+                h = layer(h, mask)
         return self.head(self.norm(h))
 
     def predict(self, x_ctx, y_ctx, x_tgt):

@@ -3,6 +3,7 @@
 import jax
 import jax.numpy as jnp
 import numpy as np
+import pytest
 from flax import nnx
 
 from pfn.model import PFN
@@ -12,8 +13,14 @@ def _model(**kw):
     return PFN(2, 7, d_model=16, n_heads=2, n_layers=2, d_ff=32, rngs=nnx.Rngs(0), **kw)
 
 
-def test_targets_see_context_only_and_not_each_other():
-    m = _model()
+@pytest.mark.parametrize("static", [True, False])
+def test_targets_see_context_only_and_not_each_other(static):
+    """``static``: a Python-int context size (attention to the context slice, prediction);
+    else a traced one (masked attention, training)."""
+    model = _model()
+    call = jax.jit(lambda x_, y_, n_: model(x_, y_, n_))
+    def m(x_, y_, n_):
+        return model(x_, y_, n_) if static else call(x_, y_, jnp.int32(n_))
     x = jax.random.normal(jax.random.key(0), (2, 9, 2))
     y = jax.random.normal(jax.random.key(1), (2, 9))
     out = m(x, y, 4)
@@ -42,3 +49,14 @@ def test_predict_equals_concatenated_call_and_classes_embed():
     y = jax.random.randint(jax.random.key(5), (3, 10), 0, 7)
     np.testing.assert_allclose(m.predict(x[:, :6], y[:, :6], x[:, 6:]), m(x, y, 6)[:, 6:],
                                atol=1e-6)
+
+
+def test_static_context_slice_equals_masked_attention():
+    """Keys and values from the context slice (static size) give the masked computation's
+    outputs at every position."""
+    m = _model()
+    x = jax.random.normal(jax.random.key(6), (2, 12, 2))
+    y = jax.random.normal(jax.random.key(7), (2, 12))
+    traced = jax.jit(lambda x_, y_, n_: m(x_, y_, n_))
+    for n in (1, 5, 12):
+        np.testing.assert_allclose(m(x, y, n), traced(x, y, jnp.int32(n)), atol=2e-5)
