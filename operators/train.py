@@ -103,8 +103,13 @@ def build(config: dict):
 
     import operators
 
+    from operators.models.mgno_conv import LEGACY_PROLONGATION
+
+    hparams = dict(config["hparams"])
+    if config["model"] == "mgno-conv":  # runs from before the option: the operator they trained
+        hparams.setdefault("prolongation", LEGACY_PROLONGATION)
     return operators.build_model(config["model"], config["model_in_channels"], config["out_channels"],
-                                 dim=config["dim"], rngs=nnx.Rngs(config["seed"]), **config["hparams"])
+                                 dim=config["dim"], rngs=nnx.Rngs(config["seed"]), **hparams)
 
 
 def split_model(model):

@@ -53,11 +53,13 @@ class PhysicalMgConv(nnx.Module):
     """Resolution-convergent V-cycle ``f (b, *n, c_f) -> u (b, *n, c_u)``, 1-D or 2-D, any ``n``.
 
     ``smoothing``: ``(pre, post)`` per level, finest first; ``base_resolution``: cells of the
-    reference grid (must be divisible by ``2^(levels-1)``).
+    reference grid (must be divisible by ``2^(levels-1)``); ``prolongation``: ``"resize"`` (see
+    the module docstring) or ``"transpose"`` (the checkerboarding transposed convolution).
     """
 
     def __init__(self, in_channels: int, out_channels: int, smoothing=((1, 0),) * 4 + ((2, 0),), *,
-                 dim: int = 2, padding: str = "zeros", base_resolution: int = 64, rngs: nnx.Rngs):
+                 dim: int = 2, padding: str = "zeros", base_resolution: int = 64,
+                 prolongation: str = "resize", rngs: nnx.Rngs):
         if dim not in (1, 2):
             raise ValueError(f"PhysicalMgConv supports 1-D and 2-D grids, got dim={dim}")
         self.smoothing = normalise_smoothing(smoothing)
@@ -79,8 +81,13 @@ class PhysicalMgConv(nnx.Module):
         self.pre, self.post = smoothers(make, c_u, c_f, self.smoothing)
         self.Pi0 = KernelRestriction(c_u, c_u, h0=self.h0, **kw)
         self.R0 = KernelRestriction(c_f, c_f, h0=self.h0, **kw)
-        # kernel spacing 2 h0 = level 1's: stencil on level 1, then linear interpolation
-        self.P0 = KernelProlongation(c_u, c_u, h0=2 * self.h0, **kw)
+        # "resize": kernel spacing 2 h0 = level 1's, a stencil on level 1 then linear
+        # interpolation; "transpose": spacing h0, the kernel-3 transposed convolution (the
+        # operator of mgno-conv runs trained before 2026-11-28, kept so that they still load)
+        if prolongation not in ("resize", "transpose"):
+            raise ValueError(f"prolongation must be 'resize' or 'transpose', got {prolongation!r}")
+        self.prolongation = prolongation
+        self.P0 = KernelProlongation(c_u, c_u, h0=(2 if prolongation == "resize" else 1) * self.h0, **kw)
         self.Pi = nnx.List([Conv(c_u, c_u, 3, stride=2, **kw) for _ in range(L - 2)])
         self.R = nnx.List([Conv(c_f, c_f, 3, stride=2, **kw) for _ in range(L - 2)])
         self.P = nnx.List([ConvTranspose(c_u, c_u, 3, **kw) for _ in range(L - 2)])

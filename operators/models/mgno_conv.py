@@ -12,7 +12,7 @@ from ..layers.multigrid import normalise_smoothing
 from ..layers.physical_multigrid import PhysicalMgConv
 from .mgno import MgNOStack
 
-__all__ = ["MGNO_CONV_DEFAULTS", "MgNOConv"]
+__all__ = ["LEGACY_PROLONGATION", "MGNO_CONV_DEFAULTS", "MgNOConv"]
 
 MGNO_CONV_DEFAULTS = {
     "width": 24,
@@ -21,7 +21,11 @@ MGNO_CONV_DEFAULTS = {
     "base_resolution": 64,
     "padding": "zeros",
     "activation": "gelu",
+    "prolongation": "resize",
 }
+
+#: the prolongation of mgno-conv runs whose config predates the option (trained before 2026-11-28)
+LEGACY_PROLONGATION = "transpose"
 
 
 class MgNOConv(MgNOStack):
@@ -29,8 +33,10 @@ class MgNOConv(MgNOStack):
 
     def __init__(self, in_channels: int, out_channels: int, *, dim: int = 2, width: int = 24,
                  n_layers: int = 4, smoothing=MGNO_CONV_DEFAULTS["smoothing"], base_resolution: int = 64,
-                 padding: str = "zeros", activation: str = "gelu", rngs: nnx.Rngs):
+                 padding: str = "zeros", activation: str = "gelu", prolongation: str = "resize",
+                 rngs: nnx.Rngs):
         smoothing = normalise_smoothing(smoothing)
-        kw = {"dim": dim, "padding": check_padding(padding), "base_resolution": int(base_resolution), "rngs": rngs}
+        kw = {"dim": dim, "padding": check_padding(padding), "base_resolution": int(base_resolution),
+              "prolongation": prolongation, "rngs": rngs}
         self._build_stack(lambda ci, co: PhysicalMgConv(ci, co, smoothing, **kw), in_channels, out_channels,
                           dim, width, n_layers, activation, rngs)

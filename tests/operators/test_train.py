@@ -267,3 +267,20 @@ def test_mgno_conv_run_stores_grid_and_periodicity(darcy, tmp_path):
     assert cfg["periodic"] is False and cfg["h1_loss"] == "fd"
     m = evaluate(out, darcy / "test31.nc", which="latest")
     assert m["resolution"] == [31, 31] and np.isfinite(m["rel_l2"]) and np.isfinite(m["rel_h1"])
+
+
+def test_mgno_conv_runs_from_before_the_prolongation_option_keep_their_operator():
+    """A stored mgno-conv config without ``prolongation`` (trained with the transposed
+    convolution into the input grid) rebuilds that operator, not today's default."""
+    import operators
+    from operators.train import build
+
+    hp = {"width": 2, "n_layers": 1, "smoothing": [[1, 0], [2, 0]], "base_resolution": 16}
+    cfg = {"model": "mgno-conv", "model_in_channels": 1, "out_channels": 1, "dim": 2, "seed": 0}
+    old = build({**cfg, "hparams": hp})
+    new = build({**cfg, "hparams": {**hp, "prolongation": "resize"}})
+    assert old.mg[0].prolongation == "transpose" and old.mg[0].P0.h0 == old.mg[0].h0
+    assert new.mg[0].prolongation == "resize" and new.mg[0].P0.h0 == 2 * new.mg[0].h0
+    assert operators.default_hparams("mgno-conv")["prolongation"] == "resize"
+    with pytest.raises(ValueError, match="prolongation"):
+        operators.build_model("mgno-conv", 1, 1, prolongation="cubic", **hp)
