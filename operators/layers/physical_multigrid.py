@@ -62,6 +62,9 @@ class PhysicalMgConv(nnx.Module):
                  prolongation: str = "resize", rngs: nnx.Rngs):
         if dim not in (1, 2):
             raise ValueError(f"PhysicalMgConv supports 1-D and 2-D grids, got dim={dim}")
+        if prolongation not in ("resize", "transpose"):
+            raise ValueError(f"prolongation must be 'resize' or 'transpose', got {prolongation!r}")
+        self.prolongation = prolongation
         self.smoothing = normalise_smoothing(smoothing)
         self.levels = L = len(self.smoothing)
         if L < 2:
@@ -84,9 +87,6 @@ class PhysicalMgConv(nnx.Module):
         # "resize": kernel spacing 2 h0 = level 1's, a stencil on level 1 then linear
         # interpolation; "transpose": spacing h0, the kernel-3 transposed convolution (the
         # operator of mgno-conv runs trained before 2026-11-28, kept so that they still load)
-        if prolongation not in ("resize", "transpose"):
-            raise ValueError(f"prolongation must be 'resize' or 'transpose', got {prolongation!r}")
-        self.prolongation = prolongation
         self.P0 = KernelProlongation(c_u, c_u, h0=(2 if prolongation == "resize" else 1) * self.h0, **kw)
         self.Pi = nnx.List([Conv(c_u, c_u, 3, stride=2, **kw) for _ in range(L - 2)])
         self.R = nnx.List([Conv(c_f, c_f, 3, stride=2, **kw) for _ in range(L - 2)])
