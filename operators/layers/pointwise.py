@@ -16,8 +16,18 @@ from .grid import grid_points, quadrature_weights
 
 __all__ = ["ChannelMLP", "GridEmbedding", "Pointwise", "QuadratureNorm", "activation"]
 
+
+def gelu(x):
+    """Exact (erf) GELU ``x Phi(x)``, written as PyTorch defines it: ``x (1 + erf(x / sqrt 2)) / 2``.
+
+    Same function as ``jax.nn.gelu(approximate=False)``, which goes through erfc; this form makes
+    an FNO training step on XLA CPU about 1.15x faster (measured at 64^2 and 128^2).
+    """
+    return 0.5 * x * (1.0 + jax.lax.erf(x * np.asarray(0.5**0.5, x.dtype)))
+
+
 _ACTS = {
-    "gelu": lambda x: jax.nn.gelu(x, approximate=False),
+    "gelu": gelu,
     "relu": jax.nn.relu,
     "tanh": jnp.tanh,
     "silu": jax.nn.silu,
@@ -42,7 +52,10 @@ class Pointwise(nnx.Module):
         self.bias = nnx.Param(torch_uniform(rngs, (out_channels,), in_channels)) if use_bias else None
 
     def __call__(self, x):
-        y = jnp.einsum("...i,io->...o", x, self.kernel[...].astype(x.dtype))
+        # one (points, c_in) x (c_in, c_out) matrix product: its gradient is a plain GEMM, which
+        # XLA CPU runs 2-3x faster than that of the equivalent multi-axis einsum
+        y = (x.reshape(-1, self.in_channels) @ self.kernel[...].astype(x.dtype)).reshape(
+            *x.shape[:-1], self.out_channels)
         if self.bias is not None:
             y = y + self.bias[...].astype(y.dtype)
         return y
