@@ -70,35 +70,32 @@ def _frequencies(n_in: int, n_out: int, m: int, last: bool) -> tuple[np.ndarray,
     return freq, kept
 
 
-def _analysis(n: int, freq: np.ndarray, kept: np.ndarray, dtype) -> jax.Array:
-    """``(n, 2, modes)``: cos and sin parts of ``exp(-2 pi i f x / n) / n`` (unkept modes zero)."""
+def _analysis(n: int, freq: np.ndarray, kept: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``(n, modes)`` cos and sin parts of ``exp(-2 pi i f x / n) / n`` (unkept modes zero)."""
     angle = 2 * np.pi * np.outer(np.arange(n), freq) / n
-    mat = np.stack([np.cos(angle), -np.sin(angle)], axis=1) * kept / n
-    return jnp.asarray(mat, dtype)
+    return np.cos(angle) * kept / n, -np.sin(angle) * kept / n
 
 
-def _synthesis(n: int, freq: np.ndarray, kept: np.ndarray, dtype, last: bool) -> jax.Array:
-    """``(modes, 2, n)``: cos and sin parts of ``exp(+2 pi i f x / n)``; on the last (real) axis
-    weighted as a real inverse FFT (twice the interior frequencies, once 0 and n/2), with the sin
-    part negated so that the real output is ``re . cos_part + im . sin_part``."""
+def _synthesis(n: int, freq: np.ndarray, kept: np.ndarray, last: bool) -> tuple[np.ndarray, np.ndarray]:
+    """``(modes, n)`` cos and sin parts of ``exp(+2 pi i f x / n)``; on the last (real) axis
+    weighted as a real inverse FFT: twice the interior frequencies, once 0 and n/2."""
     angle = 2 * np.pi * np.outer(freq, np.arange(n)) / n
-    if last:
-        weight = np.where((freq == 0) | (2 * freq == n), 1.0, 2.0)[:, None] * kept[:, None]
-        mat = np.stack([np.cos(angle), -np.sin(angle)], axis=1) * weight[:, :, None]
-    else:
-        mat = np.stack([np.cos(angle), np.sin(angle)], axis=1) * kept[:, None, None]
-    return jnp.asarray(mat, dtype)
+    weight = np.where((freq == 0) | (2 * freq == n), 1.0, 2.0) if last else np.ones(len(freq))
+    weight = (weight * kept)[:, None]
+    return np.cos(angle) * weight, np.sin(angle) * weight
 
 
-def _complex_contract(z, mat, axis: int):
-    """Contract axis ``axis`` of the complex array ``z = (re, im)`` stacked on axis 0 with the
-    complex matrix ``mat = (n, 2 = cos/sin, m)``; the new axis goes last."""
-    n, _, m = mat.shape
-    t = jnp.tensordot(z, mat.reshape(n, 2 * m), axes=([axis + 1], [0]))  # (2, ..., 2m)
-    t = t.reshape(*t.shape[:-1], 2, m)
-    re = t[0, ..., 0, :] - t[1, ..., 1, :]
-    im = t[0, ..., 1, :] + t[1, ..., 0, :]
-    return jnp.stack([re, im])
+def _complex_block(cos: np.ndarray, sin: np.ndarray) -> np.ndarray:
+    """``(2 m, 2 n)`` real form of the complex map ``(cos + i sin)^T``: rows (re/im, m), columns
+    (re/im, n), acting on a stacked ``(re, im)`` vector."""
+    return np.block([[cos.T, -sin.T], [sin.T, cos.T]])
+
+
+def _left_matmul(mat: np.ndarray, t, dtype):
+    """``(B, k, r) -> (B, m, r)``: ``mat (m, k)`` times every ``t[i]``, as one batched matrix
+    product on the array as it lies (no transpose of ``t``, which is the large operand)."""
+    lhs = jnp.broadcast_to(jnp.asarray(mat, dtype), (t.shape[0], *mat.shape))
+    return jax.lax.dot_general(lhs, t, (((2,), (1,)), ((0,), (0,))))
 
 
 class SpectralConv(nnx.Module):
@@ -152,28 +149,50 @@ class SpectralConv(nnx.Module):
         return jnp.fft.irfftn(y, s=n_out, axes=axes, norm="forward").astype(x.dtype)
 
     def _dft(self, x, n_in, n_out):
-        """Truncated DFTs as matrix products: the last axis first (real to complex), then the
-        others in order, each contraction appending its mode axis, so the modes end up ordered
-        (last, first, ..., second-to-last); the inverse walks the same way back."""
+        """Truncated DFTs as batched matrix products on channel-last arrays.
+
+        The first axis goes first (real to complex, on the full grid) and last on the way back
+        (complex to real), both straight on the array as it lies; the other axes, on arrays
+        already shrunk to the kept modes of the first axis, one at a time with real and imaginary
+        parts stacked next to the axis being transformed. The real part taken at the end is the
+        real inverse FFT (its last-axis weights are in :func:`_synthesis`).
+        """
         d, b, dtype = self.dim, x.shape[0], x.dtype
-        freqs = [_frequencies(n_in[i], n_out[i], self.modes[i], i == d - 1) for i in range(d)]
-        x = jnp.moveaxis(x, -1, 1)  # (b, c, *n)
-        a = _analysis(n_in[-1], *freqs[-1], dtype)
-        t = jnp.tensordot(x, a.reshape(n_in[-1], -1), axes=([d + 1], [0]))  # (b, c, *n[:-1], 2 k)
-        z = jnp.moveaxis(t.reshape(*t.shape[:-1], 2, -1), -2, 0)  # (2, b, c, *n[:-1], k)
-        for i in range(d - 1):  # each contraction takes the spatial axis at position 2
-            z = _complex_contract(z, _analysis(n_in[i], *freqs[i], dtype), 2)
-        modes = z.shape[3:]  # (k_last, m_1, ..., m_{d-1})
         c_in, c_out = self.in_channels, self.out_channels
-        wr = jnp.moveaxis(self.weight_real[...].astype(dtype), d - 1, 0)  # (*modes, c_in, c_out)
-        wi = jnp.moveaxis(self.weight_imag[...].astype(dtype), d - 1, 0)
+        freqs = [_frequencies(n_in[i], n_out[i], self.modes[i], i == d - 1) for i in range(d)]
+        sizes = [len(f[0]) for f in freqs]  # weight entries per axis (2 m, or m on the last)
+        # first axis, real -> complex: (b, n_1, rest) -> (b, m_1, 2, rest)
+        cos, sin = _analysis(n_in[0], *freqs[0])
+        first = np.stack([cos.T, sin.T], axis=1).reshape(2 * sizes[0], n_in[0])
+        z = _left_matmul(first, x.reshape(b, n_in[0], -1), dtype)
+        z = z.reshape(b, sizes[0], 2, *n_in[1:], c_in)
+        for i in range(1, d):  # axis i: (..., 2, n_i, rest) -> (..., 2, m_i, rest)
+            lead = (b, *sizes[:i])
+            block = _complex_block(*_analysis(n_in[i], *freqs[i]))
+            z = _left_matmul(block, z.reshape(int(np.prod(lead)), 2 * n_in[i], -1), dtype)
+            z = z.reshape(*lead, 2, sizes[i], *n_in[i + 1:], c_in)
+            if i < d - 1:  # move re/im next to the next axis
+                z = jnp.moveaxis(z, i + 1, i + 2)
+        # z: (b, m_1, ..., m_{d-1}, 2, m_d, c_in) (d = 1: (b, m_1, 2, c_in)); mode mixing R_k . z
+        # per mode as real matrices
+        p = int(np.prod(sizes))
+        zm = jnp.swapaxes(z, d, d + 1) if d > 1 else z  # (b, m_1, ..., m_d, 2, c)
+        zm = jnp.moveaxis(zm.reshape(b, p, 2 * c_in), 0, 1)  # (p, b, [re|im] c)
+        wr, wi = self.weight_real[...].astype(dtype), self.weight_imag[...].astype(dtype)
         w = jnp.concatenate([jnp.concatenate([wr, wi], -1), jnp.concatenate([-wi, wr], -1)], -2)
-        p = int(np.prod(modes))
-        zm = jnp.moveaxis(z.reshape(2, b, c_in, p), (3, 1), (0, 1)).reshape(p, b, 2 * c_in)  # (p, b, [re|im] c)
-        y = jnp.matmul(zm, w.reshape(p, 2 * c_in, 2 * c_out))  # (p, b, [re|im] o): complex R_k . z
-        y = jnp.moveaxis(y.reshape(*modes, b, 2, c_out), (d + 1, d, d + 2), (0, 1, 2))  # (2, b, o, *modes)
-        for i in range(d - 1):  # each contraction takes the mode axis at position 3
-            y = _complex_contract(y, _synthesis(n_out[i], *freqs[i], dtype, last=False), 3)
-        s = _synthesis(n_out[-1], *freqs[-1], dtype, last=True)  # (k, 2, n_last)
-        out = jnp.tensordot(y, s, axes=([0, 3], [1, 0]))  # (b, o, *n_out)
-        return jnp.moveaxis(out, 1, -1)
+        y = jnp.matmul(zm, w.reshape(p, 2 * c_in, 2 * c_out))  # (p, b, [re|im] o)
+        y = jnp.moveaxis(y, 0, 1).reshape(b, *sizes, 2, c_out)
+        if d > 1:
+            y = jnp.swapaxes(y, d, d + 1)  # (b, m_1, ..., m_{d-1}, 2, m_d, o)
+        for i in range(d - 1, 0, -1):  # axis i back: (..., 2, m_i, rest) -> (..., 2, n_i, rest)
+            lead = (b, *sizes[:i])
+            block = _complex_block(*_synthesis(n_out[i], *freqs[i], last=i == d - 1))
+            y = _left_matmul(block, y.reshape(int(np.prod(lead)), 2 * sizes[i], -1), dtype)
+            y = y.reshape(*lead, 2, *n_out[i:], c_out)
+            if i > 1:
+                y = jnp.moveaxis(y, i + 1, i)  # re/im in front of the previous axis
+        # first axis, complex -> real: (b, m_1, 2, rest) -> (b, n_1, rest), Re(sum) = re.cos - im.sin
+        cos, sin = _synthesis(n_out[0], *freqs[0], last=d == 1)
+        last = np.stack([cos.T, -sin.T], axis=2).reshape(n_out[0], 2 * sizes[0])
+        out = _left_matmul(last, y.reshape(b, 2 * sizes[0], -1), dtype)
+        return out.reshape(b, *n_out, c_out)
