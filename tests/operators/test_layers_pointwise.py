@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
@@ -64,3 +65,17 @@ def test_quadrature_weights_and_resampling():
     assert check_padding("circular") == "wrap"
     with pytest.raises(ValueError, match="unknown padding mode"):
         check_padding("mirror")
+
+
+def test_gelu_is_the_exact_erf_gelu():
+    """Our GELU (erf form, as PyTorch) against scipy's erf in float64, with its gradient."""
+    from scipy.special import erf
+
+    from operators.layers.pointwise import gelu
+
+    x = np.linspace(-9.0, 9.0, 2001)
+    want = 0.5 * x * (1.0 + erf(x / np.sqrt(2.0)))
+    dwant = 0.5 * (1.0 + erf(x / np.sqrt(2.0))) + x * np.exp(-0.5 * x * x) / np.sqrt(2 * np.pi)
+    xj = jnp.asarray(x, jnp.float32)
+    np.testing.assert_allclose(np.asarray(gelu(xj)), want, atol=2e-6)
+    np.testing.assert_allclose(np.asarray(jax.vmap(jax.grad(gelu))(xj)), dwant, atol=2e-6)
