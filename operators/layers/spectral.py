@@ -173,17 +173,18 @@ class SpectralConv(nnx.Module):
             z = z.reshape(*lead, 2, sizes[i], *n_in[i + 1:], c_in)
             if i < d - 1:  # move re/im next to the next axis
                 z = jnp.moveaxis(z, i + 1, i + 2)
-        # z: (b, m_1, ..., m_{d-1}, 2, m_d, c_in) (d = 1: (b, m_1, 2, c_in)); mode mixing R_k . z
-        # per mode as real matrices
+        # z: (b, m_1, ..., m_{d-1}, 2, m_d, c_in) (d = 1: (b, m_1, 2, c_in)). Mode mixing
+        # R_k . z as two real batched products per mode on (re; im) stacked over the batch.
         p = int(np.prod(sizes))
-        zm = jnp.swapaxes(z, d, d + 1) if d > 1 else z  # (b, m_1, ..., m_d, 2, c)
-        zm = jnp.moveaxis(zm.reshape(b, p, 2 * c_in), 0, 1)  # (p, b, [re|im] c)
-        wr, wi = self.weight_real[...].astype(dtype), self.weight_imag[...].astype(dtype)
-        w = jnp.concatenate([jnp.concatenate([wr, wi], -1), jnp.concatenate([-wi, wr], -1)], -2)
-        y = jnp.matmul(zm, w.reshape(p, 2 * c_in, 2 * c_out))  # (p, b, [re|im] o)
-        y = jnp.moveaxis(y, 0, 1).reshape(b, *sizes, 2, c_out)
-        if d > 1:
-            y = jnp.swapaxes(y, d, d + 1)  # (b, m_1, ..., m_{d-1}, 2, m_d, o)
+        mode_axes, part = (list(range(1, d)) + [d + 1], d) if d > 1 else ([1], 2)
+        zz = jnp.transpose(z, (*mode_axes, part, 0, d + 2)).reshape(p, 2 * b, c_in)
+        wr = self.weight_real[...].astype(dtype).reshape(p, c_in, c_out)
+        wi = self.weight_imag[...].astype(dtype).reshape(p, c_in, c_out)
+        z_wr, z_wi = jnp.matmul(zz, wr), jnp.matmul(zz, wi)  # (p, [re; im] b, o) each
+        y = jnp.stack([z_wr[:, :b] - z_wi[:, b:], z_wi[:, :b] + z_wr[:, b:]], axis=1)
+        y = y.reshape(*sizes, 2, b, c_out)
+        order = (d + 1, *range(d - 1), d, d - 1, d + 2) if d > 1 else (2, 0, 1, 3)
+        y = jnp.transpose(y, order)  # (b, m_1, ..., m_{d-1}, 2, m_d, o) (d = 1: (b, m_1, 2, o))
         for i in range(d - 1, 0, -1):  # axis i back: (..., 2, m_i, rest) -> (..., 2, n_i, rest)
             lead = (b, *sizes[:i])
             block = _complex_block(*_synthesis(n_out[i], *freqs[i], last=i == d - 1))
