@@ -52,6 +52,8 @@ class Pointwise(nnx.Module):
         self.bias = nnx.Param(torch_uniform(rngs, (out_channels,), in_channels)) if use_bias else None
 
     def __call__(self, x):
+        if x.shape[-1] != self.in_channels:
+            raise ValueError(f"Pointwise expects {self.in_channels} channels last, got shape {tuple(x.shape)}")
         # one (points, c_in) x (c_in, c_out) matrix product: its gradient is a plain GEMM, which
         # XLA CPU runs 2-3x faster than that of the equivalent multi-axis einsum
         y = (x.reshape(-1, self.in_channels) @ self.kernel[...].astype(x.dtype)).reshape(

@@ -79,3 +79,10 @@ def test_gelu_is_the_exact_erf_gelu():
     xj = jnp.asarray(x, jnp.float32)
     np.testing.assert_allclose(np.asarray(gelu(xj)), want, atol=2e-6)
     np.testing.assert_allclose(np.asarray(jax.vmap(jax.grad(gelu))(xj)), dwant, atol=2e-6)
+
+
+def test_pointwise_names_a_wrong_channel_count():
+    layer = Pointwise(4, 2, rngs=nnx.Rngs(0))
+    assert layer(jnp.ones((2, 5, 3, 4))).shape == (2, 5, 3, 2)
+    with pytest.raises(ValueError, match="Pointwise expects 4 channels last"):
+        layer(jnp.ones((2, 5, 8)))  # 8 channels: a bare reshape would make 20 rows of 4
