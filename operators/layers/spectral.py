@@ -62,11 +62,12 @@ def _frequencies(n_in: int, n_out: int, m: int, last: bool) -> tuple[np.ndarray,
     modes as :func:`_blocks`: representable on both the input and the output grid)."""
     size = m if last else 2 * m
     freq, kept = np.zeros(size, np.int64), np.zeros(size, bool)
-    for w, s_in, _ in _blocks(n_in, n_out, m, last):
+    for block, (w, s_in, _) in enumerate(_blocks(n_in, n_out, m, last)):
         idx = np.arange(size)[w]
-        freq[idx] = np.arange(n_in)[s_in]
+        # the second block holds the negative frequencies (n_in/2 of an even grid included, as
+        # the FFT path places it: at -n_in/2 on the output grid)
+        freq[idx] = np.arange(n_in)[s_in] - (n_in if block == 1 else 0)
         kept[idx] = True
-    freq = np.where(freq > n_in // 2, freq - n_in, freq) if not last else freq
     return freq, kept
 
 

@@ -82,6 +82,17 @@ def test_transforms_have_the_same_gradients():
         np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-3, atol=1e-4 * np.abs(np.asarray(a)).max())
 
 
+@pytest.mark.parametrize("shape, modes, out_shape", [((6, 8), (4, 3), (12, 8)), ((6, 5, 4), (3, 2, 2), (12, 10, 8)),
+                                                     ((8, 6), (4, 4), (8, 6)), ((9, 7), (5, 4), (4, 3))])
+def test_transforms_agree_where_the_grids_cut_the_modes(shape, modes, out_shape):
+    """Edge cases of the kept modes: the input's Nyquist frequency kept on a first axis and the
+    output grid finer (it sits at -n/2 there), modes beyond both grids, a coarser output grid."""
+    x = jnp.asarray(np.random.default_rng(6).normal(size=(2, *shape, 2)), jnp.float32)
+    fft, dft = (SpectralConv(2, 2, modes, dim=len(shape), transform=t, rngs=nnx.Rngs(7)) for t in TRANSFORMS)
+    a, b = np.asarray(fft(x, out_shape)), np.asarray(dft(x, out_shape))
+    np.testing.assert_allclose(b, a, rtol=1e-4, atol=1e-5 * np.abs(a).max())
+
+
 def test_auto_transform_picks_dft_for_few_modes_on_cpu():
     layer = SpectralConv(1, 1, 4, dim=1, rngs=nnx.Rngs(0))
     assert layer.transform == "auto"
