@@ -13,7 +13,7 @@ def _train(args):
     opts = {k: getattr(args, k) for k in (
         "steps", "batch_size", "lr", "warmup", "clip", "min_context", "max_context", "n_targets",
         "d_model", "n_heads", "n_layers", "d_ff", "n_buckets", "seed", "checkpoint_every",
-        "log_every")}
+        "log_every", "loss", "init_from")}
     if args.prior_option:
         prior_options = {}
         for item in args.prior_option:
@@ -50,6 +50,12 @@ def main(argv=None):
                       ("n-layers", int), ("d-ff", int), ("n-buckets", int), ("seed", int),
                       ("checkpoint-every", int), ("log-every", int)]:
         t.add_argument(f"--{name}", type=typ, default=None)
+    t.add_argument("--loss", choices=["nll", "expected-nll"], default=None,
+                   help="nll: of the sampled targets (default); expected-nll: averaged over the "
+                        "exact GP predictive of each target (GP priors; same optimum, less noise)")
+    t.add_argument("--init-from", default=None, metavar="MODEL",
+                   help="start from this model's weights and bucket borders (shipped name, "
+                        "export or run folder; same architecture and prior), new schedule")
     t.set_defaults(func=_train)
     e = sub.add_parser("export", help="copy a run's weights + config into pfn/checkpoints/NAME")
     e.add_argument("run")

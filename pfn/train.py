@@ -48,6 +48,12 @@ DEFAULTS: dict[str, Any] = {
     "log_every": 25,
 }
 
+# "nll": -log q(y) of the sampled target y (the paper's loss). "expected-nll": its average over
+# y ~ p(y | context, generating hyperparameters), exact for GP priors (``prior.predictive``):
+# the same expected loss, hence the same minimiser (the posterior predictive), without the
+# variance of drawing y (Rao-Blackwellisation).
+LOSSES = ("nll", "expected-nll")
+
 # Estimator-side transforms stored in the run config (see pfn.estimators).
 PRESETS: dict[str, dict[str, Any]] = {
     "gp-rbf": {"max_context": 100, "x_transform": "none", "y_transform": "none"},
@@ -74,6 +80,12 @@ def build_config(prior: str, **options) -> dict:
                          f"{cfg['max_context']}")
     if cfg["n_targets"] < 1:
         raise ValueError(f"n_targets must be >= 1, got {cfg['n_targets']}")
+    loss = cfg.get("loss", "nll")  # absent in run configs written before the option existed
+    if loss not in LOSSES:
+        raise ValueError(f"unknown loss {loss!r}; available: {', '.join(LOSSES)}")
+    if loss == "expected-nll" and not hasattr(p, "predictive"):
+        raise ValueError(f"loss 'expected-nll' needs a prior with an exact predictive (the GP "
+                         f"priors); {prior!r} has none")
     return cfg
 
 
@@ -98,8 +110,9 @@ def prior_statistics(cfg: dict) -> dict[str, np.ndarray]:
             "y_std": np.float32(np.median(y.std(axis=1)))}
 
 
-def loss_fn(model: PFN, x, y, n_context, n_classes, borders, task: str):
-    """Mean NLL over target points (positions >= n_context).
+def loss_fn(model: PFN, x, y, n_context, n_classes, borders, task: str, target=None):
+    """Mean NLL over target points (positions >= n_context); with ``target`` = (mean, var)
+    (b, n) the expected NLL under those Gaussians instead of the NLL of y.
 
     Datasets with a non-finite value are left out of the mean: a float32 Cholesky of a
     hyper-prior draw fails now and then (about 1 dataset in 3,000 for gp-hyper), and one NaN
@@ -107,11 +120,16 @@ def loss_fn(model: PFN, x, y, n_context, n_classes, borders, task: str):
     """
     ok = jnp.all(jnp.isfinite(y.reshape(y.shape[0], -1)), axis=1) & jnp.all(
         jnp.isfinite(x.reshape(x.shape[0], -1)), axis=1)  # (batch,)
+    if target is not None:
+        ok = ok & jnp.all(jnp.isfinite(target[0]) & jnp.isfinite(target[1]), axis=1)
     x = jnp.where(ok[:, None, None], x, jnp.zeros_like(x))
     y = jnp.where(ok.reshape(-1, *([1] * (y.ndim - 1))), y, jnp.zeros_like(y))
     out = model(x, y, n_context)
     is_tgt = (jnp.arange(x.shape[1]) >= n_context)[None, :] & ok[:, None]
-    if task == "regression":
+    if task == "regression" and target is not None:
+        mean, var = (jnp.where(ok[:, None], t, 1.0) for t in target)
+        nll = RiemannDistribution(out, borders).expected_nll_gaussian(mean, var)
+    elif task == "regression":
         nll = -RiemannDistribution(out, borders).logpdf(y)
     else:
         valid = jnp.arange(out.shape[-1])[None, None, :] < n_classes[:, None, None]
@@ -156,10 +174,11 @@ def make_train_step(cfg: dict, graphdef, rest, tx, mesh):
         y = jax.lax.with_sharding_constraint(batch.y, data_sharding)
         n_cls = batch.n_classes if batch.n_classes is not None else jnp.zeros(
             (cfg["batch_size"],), jnp.int32)
+        target = prior.predictive(k_data, batch) if cfg.get("loss") == "expected-nll" else None
 
         def objective(p):
             model = nnx.merge(graphdef, p, rest)
-            return loss_fn(model, x, y, n_ctx, n_cls, borders, cfg["task"])
+            return loss_fn(model, x, y, n_ctx, n_cls, borders, cfg["task"], target)
 
         loss, grads = jax.value_and_grad(objective)(params)
         updates, opt_state = tx.update(grads, opt_state, params)
@@ -180,17 +199,20 @@ def train(out: str, prior: str, stop_after: int | None = None, quiet: bool = Fal
     cfg = build_config(prior, **options)
     run = Run(out)
     resumed = run.ensure_config(cfg)
+    source = None
+    if cfg.get("init_from") and run.latest_step() is None:
+        source = initial_model(cfg)
     if resumed and (run.path / "prior_stats.npz").exists():
         stats = run.load_arrays("prior_stats")
     else:
-        stats = prior_statistics(cfg)
+        stats = source[1] if source else prior_statistics(cfg)
         run.save_arrays("prior_stats", stats)
     mesh = sharding.data_mesh()
     n_dev = mesh.devices.size
     if cfg["batch_size"] % n_dev:
         raise ValueError(f"batch_size {cfg['batch_size']} is not divisible by the {n_dev} "
                          "local devices")
-    model = build_model(cfg)
+    model = source[0] if source else build_model(cfg)
     graphdef, params, rest = nnx.split(model, nnx.Param, ...)
     tx, schedule = make_optimizer(cfg)
     opt_state = tx.init(params)
@@ -227,6 +249,25 @@ def train(out: str, prior: str, stop_after: int | None = None, quiet: bool = Fal
     bar.close()
     run.close()
     return {"run": str(run.path), "step": end, "loss": last_loss, "resumed_from": start}
+
+
+# Config keys that must agree between a run and the model it starts from (``init_from``).
+ARCHITECTURE = ("prior", "prior_options", "task", "num_features", "n_classes", "n_outputs",
+                "d_model", "n_heads", "n_layers", "d_ff", "max_context")
+
+
+def initial_model(cfg: dict):
+    """(model, prior_stats) of ``cfg["init_from"]`` (a shipped name, export or run folder) to
+    continue training from: same architecture and prior, and its bucket borders (the head's
+    outputs mean those buckets). Fresh optimiser state and schedule."""
+    from pfn.evaluate import load_any
+
+    model, src_cfg, stats = load_any(cfg["init_from"])
+    differ = [k for k in ARCHITECTURE if src_cfg.get(k) != cfg.get(k)]
+    if differ:
+        detail = ", ".join(f"{k}: {src_cfg.get(k)!r} vs {cfg.get(k)!r}" for k in differ)
+        raise ValueError(f"cannot start from {cfg['init_from']!r}: it is another model ({detail})")
+    return model, {k: np.asarray(v) for k, v in stats.items()}
 
 
 def load_run(out: str, step: int | None = None):

@@ -24,7 +24,7 @@ from functools import partial
 import jax
 import jax.numpy as jnp
 
-from pde_data.priors import hyper, kernels
+from pde_data.priors import gp, hyper, kernels
 from pde_data.priors.batch import PointSetBatch
 from pde_data.priors.gp import sample_gp
 
@@ -96,6 +96,17 @@ class GPPrior:
         ls, os_, nv = self.hyperparameters(kh, batch_size)
         y = sample_gp(ky, x, self.kernel_fn(ls, os_), nv, self.jitter)
         return PointSetBatch(x, y, n_context, n_feat)
+
+    def predictive(self, key, batch: PointSetBatch):
+        """Exact predictive (mean, var), each (batch, n_points), of every point's noisy y given
+        the batch's context under the hyperparameters that generated it (the batch must come
+        from ``self(key, ...)``). A Rao-Blackwellised training target: averaging a loss over
+        this Gaussian instead of the sampled y has the same expectation and less variance."""
+        ls, os_, nv = self.hyperparameters(jax.random.split(key, 4)[2], batch.x.shape[0])
+        is_ctx = jnp.arange(batch.x.shape[1]) < batch.n_context  # traced context sizes too
+        mask = jnp.broadcast_to(is_ctx, batch.y.shape)
+        return gp.gp_posterior(batch.x, batch.y, batch.x, self.kernel_fn(ls, os_), nv,
+                               mask=mask, jitter=self.jitter)
 
 
 def _mlp(key, x, n_feat, max_width, min_width, max_depth, min_depth, weight_std, activation):

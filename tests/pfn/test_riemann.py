@@ -89,3 +89,18 @@ def test_borders_from_samples_equal_probability():
     np.testing.assert_allclose(counts / y.size, 0.1, atol=1e-3)
     with pytest.raises(ValueError, match="repeated"):
         borders_from_samples(np.repeat([0.0, 1.0], 100), 10)
+
+
+@pytest.mark.parametrize("row", [0, 1, 2])
+@pytest.mark.parametrize("mean, sd", [(0.1, 0.7), (-2.5, 0.4), (2.0, 1.5), (0.3, 0.02)])
+def test_expected_nll_under_a_gaussian_matches_numerical_integration(dist, row, mean, sd):
+    """Cross-entropy against N(mean, sd^2): integral of -log p(y) times the Gaussian density,
+    tail buckets included (means far in both tails, a sharp Gaussian inside one bucket)."""
+    from scipy.stats import norm
+
+    d, borders = dist
+    logpdf = jax.jit(lambda y: d.logpdf(y)[row])
+    integrand = lambda y: -float(logpdf(np.float32(y))) * norm.pdf(y, mean, sd)
+    expected = _integrate(integrand, borders)
+    got = d.expected_nll_gaussian(np.full(3, mean, np.float32), np.full(3, sd**2, np.float32))
+    np.testing.assert_allclose(float(got[row]), expected, rtol=2e-4, atol=2e-4)

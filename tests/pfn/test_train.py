@@ -100,3 +100,57 @@ def test_a_non_finite_dataset_is_left_out_of_the_loss():
     np.testing.assert_allclose(float(mixed), float(clean), rtol=1e-5)
     g = nnx.grad(lambda m: loss_fn(m, batch.x, y_bad, 8, None, borders, "regression"))(model)
     assert all(np.all(np.isfinite(np.asarray(leaf))) for leaf in jax.tree_util.tree_leaves(g))
+
+
+def test_expected_nll_is_the_average_nll_over_draws_of_the_targets():
+    """The Rao-Blackwellised loss equals the Monte Carlo mean of the sampled-y loss over targets
+    drawn from the exact GP predictive (targets' y never enter the network)."""
+    import jax.numpy as jnp
+
+    from pde_data.priors.samplers import make_prior
+    from pfn.train import build_config, build_model, loss_fn, prior_statistics
+
+    cfg = build_config("gp-rbf", **{k: v for k, v in TINY.items() if k != "quiet"})
+    borders = jnp.asarray(prior_statistics(cfg)["borders"])
+    model = build_model(cfg)
+    prior = make_prior("gp-rbf", lengthscale=0.3, noise_var=0.05)
+    key = jax.random.key(5)
+    batch = prior(key, 4, 16, 6)
+    mean, var = prior.predictive(key, batch)
+    expected = loss_fn(model, batch.x, batch.y, 6, None, borders, "regression", (mean, var))
+    draws = mean + jnp.sqrt(var) * jax.random.normal(jax.random.key(6), (4000,) + mean.shape)
+    is_ctx = jnp.arange(16) < 6
+    sampled = jax.jit(jax.vmap(lambda yt: loss_fn(
+        model, batch.x, jnp.where(is_ctx, batch.y, yt), 6, None, borders, "regression")))(draws)
+    se = float(jnp.std(sampled)) / np.sqrt(len(sampled))
+    assert abs(float(expected) - float(jnp.mean(sampled))) < 4 * se + 1e-4
+    # and it is not the loss of the one sampled y
+    plain = loss_fn(model, batch.x, batch.y, 6, None, borders, "regression")
+    assert abs(float(plain) - float(expected)) > 4 * se
+
+
+def test_expected_nll_training_runs_and_needs_a_gp_prior(tmp_path):
+    train(str(tmp_path / "e"), "gp-rbf", steps=4, loss="expected-nll", **TINY)
+    rows = Run(tmp_path / "e").read_metrics()
+    assert rows and all(np.isfinite(r["loss"]) for r in rows)
+    with pytest.raises(ValueError, match="expected-nll.*tabular"):
+        train(str(tmp_path / "t"), "tabular", steps=2, loss="expected-nll", **TINY)
+    with pytest.raises(ValueError, match="unknown loss 'l2'"):
+        train(str(tmp_path / "u"), "gp-rbf", steps=2, loss="l2", **TINY)
+
+
+def test_init_from_starts_from_the_source_weights_and_borders(tmp_path):
+    from pfn.train import build_config, initial_model
+
+    train(str(tmp_path / "a"), "gp-rbf", steps=3, **TINY)
+    opts = {k: v for k, v in TINY.items() if k != "quiet"}
+    model, stats = initial_model(build_config("gp-rbf", init_from=str(tmp_path / "a"), **opts))
+    for a, b in zip(_params(tmp_path / "a"), jax.tree_util.tree_leaves(nnx.state(model, nnx.Param))):
+        np.testing.assert_array_equal(a, b)
+    train(str(tmp_path / "b"), "gp-rbf", steps=2, init_from=str(tmp_path / "a"), seed=7,
+          loss="expected-nll", **TINY)
+    np.testing.assert_array_equal(Run(tmp_path / "b").load_arrays("prior_stats")["borders"],
+                                  Run(tmp_path / "a").load_arrays("prior_stats")["borders"])
+    with pytest.raises(ValueError, match="another model.*d_model"):
+        train(str(tmp_path / "c"), "gp-rbf", steps=2, init_from=str(tmp_path / "a"),
+              **{**TINY, "d_model": 8})
