@@ -91,7 +91,10 @@ def fit_ml2(x, y, kernel: str, noise_floor: float = 1e-4, steps: int = 300, lr: 
 
 def evaluate_regression(model, cfg, stats, contexts=(2, 5, 10, 20, 50, 100), n_datasets=256,
                         n_targets=50, seed=123, chunk=64):
-    """Rows of {n, pfn_nll, pfn_mse, gp_nll, gp_mse, baseline} averaged over datasets/targets."""
+    """Rows of {n, pfn_nll, pfn_mse, gp_nll, gp_mse, baseline, oracle_nll, floor_nll} averaged
+    over datasets/targets. ``oracle_nll``: the exact GP under the hyperparameters that drew each
+    dataset (= ``gp_nll`` for a fixed-hyperparameter prior); ``floor_nll``: that Gaussian put
+    on the PFN's buckets, the best its bar head can score (the bucket-width floor)."""
     prior = make_prior(cfg["prior"], **cfg.get("prior_options", {}))
     borders = jnp.asarray(stats["borders"])
     hyper = getattr(prior, "hyper_prior", False)
@@ -101,7 +104,8 @@ def evaluate_regression(model, cfg, stats, contexts=(2, 5, 10, 20, 50, 100), n_d
     for n in contexts:
         if n > cfg["max_context"]:
             continue
-        acc = {k: [] for k in ("pfn_nll", "pfn_mse", "gp_nll", "gp_mse")}
+        acc = {k: [] for k in ("pfn_nll", "pfn_mse", "gp_nll", "gp_mse", "oracle_nll",
+                               "floor_nll")}
         finite = []  # datasets whose prior draw failed (float32 Cholesky) are left out
         for start in range(0, n_datasets, chunk):
             b = min(chunk, n_datasets - start)
@@ -121,6 +125,10 @@ def evaluate_regression(model, cfg, stats, contexts=(2, 5, 10, 20, 50, 100), n_d
             else:
                 ls, os_, nv = prior.hyperparameters(key, b)
             mean, var = gp.gp_posterior(x[:, :n], y[:, :n], x[:, n:], prior.kernel_fn(ls, os_), nv)
+            o_mean, o_var = (v[:, n:] for v in prior.predictive(key, batch))
+            acc["oracle_nll"].append(np.asarray(gaussian_nll(yt, o_mean, o_var)))
+            floor = RiemannDistribution.from_gaussian(o_mean, o_var, borders)
+            acc["floor_nll"].append(np.asarray(-floor.logpdf(yt)))
             acc["gp_nll"].append(np.asarray(gaussian_nll(yt, mean, var)))
             acc["gp_mse"].append(np.asarray((mean - yt) ** 2))
         finite = np.concatenate(finite)
@@ -269,8 +277,10 @@ def main(args):
     else:
         print(f"prior {cfg['prior']}: PFN vs {rows[0]['baseline']} "
               f"({args.n_datasets} datasets x {args.n_targets} targets)")
-        print(f"{'n':>4s} {'pfn_nll':>9s} {'gp_nll':>9s} {'diff':>7s} {'pfn_mse':>9s} {'gp_mse':>9s}")
+        print(f"{'n':>4s} {'pfn_nll':>9s} {'gp_nll':>9s} {'diff':>7s} {'pfn_mse':>9s} "
+              f"{'gp_mse':>9s} {'oracle':>9s} {'floor':>9s}")
         for r in rows:
             print(f"{r['n']:4d} {r['pfn_nll']:9.4f} {r['gp_nll']:9.4f} "
-                  f"{r['pfn_nll'] - r['gp_nll']:7.4f} {r['pfn_mse']:9.4f} {r['gp_mse']:9.4f}")
+                  f"{r['pfn_nll'] - r['gp_nll']:7.4f} {r['pfn_mse']:9.4f} {r['gp_mse']:9.4f} "
+                  f"{r['oracle_nll']:9.4f} {r['floor_nll']:9.4f}")
     return rows

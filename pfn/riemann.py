@@ -51,6 +51,17 @@ class RiemannDistribution:
             raise ValueError(f"{self.logits.shape[-1]} logits need {self.logits.shape[-1] + 1} "
                              f"borders, got {self.borders.shape[0]}")
 
+    @classmethod
+    def from_gaussian(cls, mean, var, borders):
+        """The bar distribution closest to N(mean, var) on these borders (each bucket gets the
+        Gaussian's mass): the best a head with these buckets can do for a Gaussian target."""
+        borders = jnp.asarray(borders)
+        mean, sd = jnp.asarray(mean, borders.dtype), jnp.sqrt(jnp.asarray(var, borders.dtype))
+        cdf = ndtr((borders[1:-1] - mean[..., None]) / sd[..., None])  # (..., K - 1)
+        zeros, ones = jnp.zeros_like(cdf[..., :1]), jnp.ones_like(cdf[..., :1])
+        mass = jnp.diff(jnp.concatenate([zeros, cdf, ones], axis=-1), axis=-1)
+        return cls(jnp.log(jnp.maximum(mass, 1e-30)), borders)
+
     # -- pieces ---------------------------------------------------------------------------
     @property
     def widths(self):

@@ -104,3 +104,15 @@ def test_expected_nll_under_a_gaussian_matches_numerical_integration(dist, row, 
     expected = _integrate(integrand, borders)
     got = d.expected_nll_gaussian(np.full(3, mean, np.float32), np.full(3, sd**2, np.float32))
     np.testing.assert_allclose(float(got[row]), expected, rtol=2e-4, atol=2e-4)
+
+
+@pytest.mark.parametrize("width", [0.1, 0.05, 0.025])
+def test_bucketised_gaussian_loses_the_predicted_nats(width):
+    """KL(N(0, s^2) || its bucketised bar distribution) = E[-log q] - entropy, which for buckets
+    of width w << s is w^2 / (24 s^2) (second order in w; the head's resolution floor)."""
+    s = 0.5
+    borders = np.arange(-6.0, 6.0 + width / 2, width)
+    d = RiemannDistribution.from_gaussian(np.zeros(1), np.full(1, s**2), borders)
+    cross = float(d.expected_nll_gaussian(np.zeros(1), np.full(1, s**2))[0])
+    entropy = 0.5 * np.log(2 * np.pi * np.e * s**2)
+    np.testing.assert_allclose(cross - entropy, width**2 / (24 * s**2), rtol=0.05)
