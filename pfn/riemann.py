@@ -41,6 +41,13 @@ def borders_from_samples(y, n_buckets: int):
     return borders.astype(np.float32)
 
 
+def _gaussian_cdf(borders, mean, var):
+    """Phi((b - mean) / sd) at every border: (..., K + 1) for mean, var (...)."""
+    mean = jnp.asarray(mean, borders.dtype)[..., None]
+    sd = jnp.sqrt(jnp.asarray(var, borders.dtype))[..., None]
+    return ndtr((borders - mean) / sd)
+
+
 class RiemannDistribution:
     """The predictive distribution given by logits (..., K) over fixed borders (K + 1,)."""
 
@@ -56,11 +63,9 @@ class RiemannDistribution:
         """The bar distribution closest to N(mean, var) on these borders (each bucket gets the
         Gaussian's mass): the best a head with these buckets can do for a Gaussian target."""
         borders = jnp.asarray(borders)
-        mean, sd = jnp.asarray(mean, borders.dtype), jnp.sqrt(jnp.asarray(var, borders.dtype))
-        cdf = ndtr((borders[1:-1] - mean[..., None]) / sd[..., None])  # (..., K - 1)
-        zeros, ones = jnp.zeros_like(cdf[..., :1]), jnp.ones_like(cdf[..., :1])
-        mass = jnp.diff(jnp.concatenate([zeros, cdf, ones], axis=-1), axis=-1)
-        return cls(jnp.log(jnp.maximum(mass, 1e-30)), borders)
+        cdf = _gaussian_cdf(borders, mean, var)  # (..., K + 1)
+        cdf = cdf.at[..., 0].set(0.0).at[..., -1].set(1.0)  # end buckets take the tails
+        return cls(jnp.log(jnp.maximum(jnp.diff(cdf, axis=-1), 1e-30)), borders)
 
     # -- pieces ---------------------------------------------------------------------------
     @property
@@ -115,8 +120,7 @@ class RiemannDistribution:
         mean = jnp.asarray(mean, log_p.dtype)
         sd = jnp.sqrt(jnp.asarray(var, log_p.dtype))
         b, w = self.borders, self.widths
-        cdf = ndtr((b - mean[..., None]) / sd[..., None])  # (..., K + 1)
-        mass = jnp.diff(cdf, axis=-1)  # (..., K)
+        mass = jnp.diff(_gaussian_cdf(b, mean, var), axis=-1)  # (..., K)
         inner = -jnp.sum(mass[..., 1:-1] * (log_p[..., 1:-1] - jnp.log(w[1:-1])), axis=-1)
         sl, sr = self.tail_scales
         tl = (b[1] - mean) / sd  # left tail: Y < b_1, distance b_1 - Y
