@@ -198,10 +198,10 @@ def train(out: str, prior: str, stop_after: int | None = None, quiet: bool = Fal
     """
     cfg = build_config(prior, **options)
     run = Run(out)
-    resumed = run.ensure_config(cfg)
     source = None
-    if cfg.get("init_from") and run.latest_step() is None:
-        source = initial_model(cfg)
+    if cfg.get("init_from") and run.latest_step() is None:  # before writing the config: a
+        source = initial_model(cfg)  # refused source leaves no half-made run behind
+    resumed = run.ensure_config(cfg)
     if resumed and (run.path / "prior_stats.npz").exists():
         stats = run.load_arrays("prior_stats")
     else:

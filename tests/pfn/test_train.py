@@ -154,3 +154,7 @@ def test_init_from_starts_from_the_source_weights_and_borders(tmp_path):
     with pytest.raises(ValueError, match="another model.*d_model"):
         train(str(tmp_path / "c"), "gp-rbf", steps=2, init_from=str(tmp_path / "a"),
               **{**TINY, "d_model": 8})
+    with pytest.raises(ValueError, match="unknown PFN checkpoint 'nope'"):
+        train(str(tmp_path / "c"), "gp-rbf", steps=2, init_from="nope", **TINY)
+    # the refused sources left no run behind: the corrected command starts cleanly
+    train(str(tmp_path / "c"), "gp-rbf", steps=2, init_from=str(tmp_path / "a"), **TINY)
