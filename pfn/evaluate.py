@@ -21,20 +21,8 @@ import optax
 
 from pde_data.priors import gp, kernels
 from pde_data.priors.samplers import make_prior
+from pfn.export import load_any
 from pfn.riemann import RiemannDistribution
-
-
-def load_any(model: str):
-    """(model, cfg, stats) from a shipped name, an export folder or a run folder."""
-    from pathlib import Path
-
-    if (Path(model) / "config.json").exists() and (Path(model) / "checkpoints").exists():
-        from pfn.train import load_run
-
-        return load_run(model)
-    from pfn.export import load_checkpoint
-
-    return load_checkpoint(model)
 
 
 def gaussian_nll(y, mean, var):

@@ -111,3 +111,12 @@ def load_checkpoint(name_or_path: str):
     nnx.update(model, state)
     stats = {"borders": arrays["borders"], "y_std": arrays["y_std"]}
     return model, cfg, stats
+
+
+def load_any(model: str):
+    """(model, cfg, stats) from a shipped name, an export folder or a run folder."""
+    if (Path(model) / "config.json").exists() and (Path(model) / "checkpoints").exists():
+        from pfn.train import load_run
+
+        return load_run(model)
+    return load_checkpoint(model)

@@ -260,7 +260,7 @@ def initial_model(cfg: dict):
     """(model, prior_stats) of ``cfg["init_from"]`` (a shipped name, export or run folder) to
     continue training from: same architecture and prior, and its bucket borders (the head's
     outputs mean those buckets). Fresh optimiser state and schedule."""
-    from pfn.evaluate import load_any
+    from pfn.export import load_any
 
     model, src_cfg, stats = load_any(cfg["init_from"])
     differ = [k for k in ARCHITECTURE if src_cfg.get(k) != cfg.get(k)]
