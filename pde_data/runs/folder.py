@@ -1,9 +1,10 @@
-"""A training run is a folder (DESIGN.md): ``config.json``, orbax checkpoints,
-``metrics.jsonl`` and plots. Re-running the same command on the same folder resumes.
+"""A training run is a folder (docs/design.md, "Run folders"): ``config.json``, orbax
+checkpoints, ``metrics.jsonl`` and plots. Re-running the same command on the same folder resumes.
 
-This is the one helper every training loop (operators, pfn, neural_processes) shares:
-atomic config and array files, an append-only metrics log, and orbax checkpoints of any
-pytree of arrays (for NNX: ``{"model": nnx.state(model), "opt": nnx.state(opt), ...}``).
+The one run folder every training command shares (through :mod:`pde_data.runs.loop`): atomic
+config and array files, an append-only metrics log, and orbax checkpoints. A checkpoint holds
+one orbax item per top-level key of the saved dict (the engine saves ``params`` and ``opt``), so
+a reader restores the parameters alone without rebuilding the optimiser.
 """
 
 from __future__ import annotations
@@ -48,16 +49,16 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
         raise
 
 
-def _jsonable(value: Any) -> Any:
+def jsonable(value: Any) -> Any:
     """Plain JSON types for numpy / jax scalars and arrays, tuples and paths."""
     if isinstance(value, dict):
-        return {str(k): _jsonable(v) for k, v in value.items()}
+        return {str(k): jsonable(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
-        return [_jsonable(v) for v in value]
+        return [jsonable(v) for v in value]
     if isinstance(value, Path):
         return str(value)
     if hasattr(value, "tolist") and not isinstance(value, (str, bytes)):
-        return _jsonable(value.tolist())
+        return jsonable(value.tolist())
     if isinstance(value, float) and not math.isfinite(value):
         return repr(value)  # "nan" / "inf": JSON has no literal for them
     return value
@@ -84,7 +85,7 @@ class Run:
 
     def write_config(self, config: dict) -> None:
         """Write ``config.json`` atomically (everything needed to rebuild model and transforms)."""
-        text = json.dumps(_jsonable(config), indent=2, sort_keys=True)
+        text = json.dumps(jsonable(config), indent=2, sort_keys=True)
         atomic_write_bytes(self.config_path, (text + "\n").encode())
 
     def read_config(self) -> dict:
@@ -99,14 +100,28 @@ class Run:
             raise RunError(f"{self.config_path} does not hold a JSON object")
         return config
 
-    def ensure_config(self, config: dict) -> bool:
+    def ensure_config(self, config: dict, extendable: tuple[str, ...] = ()) -> bool:
         """First call: write ``config`` and return False. On resume: check it equals the stored
-        one (a ``RunError`` names the keys that differ) and return True."""
+        one (a ``RunError`` names the keys that differ) and return True.
+
+        ``extendable`` names budget keys (``"epochs"``, ``"steps"``) that may grow on resume:
+        the same command with a larger budget continues a run, and the stored config is updated.
+        """
         if not self.has_config():
             self.write_config(config)
             return False
         stored = self.read_config()
-        new = json.loads(json.dumps(_jsonable(config), sort_keys=True))
+        new = json.loads(json.dumps(jsonable(config), sort_keys=True))
+        grown = [k for k in extendable if k in stored and k in new and stored[k] != new[k]]
+        shrunk = [k for k in grown if not new[k] > stored[k]]
+        if shrunk:
+            detail = ", ".join(f"{k}: {stored[k]!r} -> {new[k]!r}" for k in shrunk)
+            raise RunError(f"{self.path} holds a longer run ({detail}); a budget can grow on "
+                           "resume, not shrink: use a new --out folder")
+        if grown and {k: v for k, v in stored.items() if k not in grown} == {
+                k: v for k, v in new.items() if k not in grown}:
+            self.write_config(new)  # the same run with a larger budget: continue it
+            return True
         if stored != new:
             keys = sorted(k for k in set(stored) | set(new) if stored.get(k) != new.get(k))
             detail = ", ".join(f"{k}: {stored.get(k)!r} -> {new.get(k)!r}" for k in keys)
@@ -119,7 +134,7 @@ class Run:
     # -- metrics ----------------------------------------------------------------------------
     def log(self, **metrics: Any) -> None:
         """Append one JSON object to ``metrics.jsonl`` (flushed and synced, so it survives a kill)."""
-        line = json.dumps(_jsonable(metrics), sort_keys=True)
+        line = json.dumps(jsonable(metrics), sort_keys=True)
         with open(self.path / METRICS, "a") as f:
             f.write(line + "\n")
             f.flush()
@@ -169,15 +184,16 @@ class Run:
             )
         return self._manager
 
-    def save(self, step: int, state: Any, extra: dict | None = None) -> None:
-        """Checkpoint ``state`` (a pytree of arrays) at ``step``; orbax writes to a temporary
-        folder and renames it, so a kill mid-save leaves the previous checkpoint usable."""
+    def save(self, step: int, state: dict[str, Any], extra: dict | None = None) -> None:
+        """Checkpoint ``state`` at ``step``: one orbax item per key (each a pytree of arrays) and
+        ``extra`` as JSON. Orbax writes to a temporary folder and renames it, so a kill mid-save
+        leaves the previous checkpoint usable."""
         import orbax.checkpoint as ocp
 
-        args = ocp.args.Composite(
-            state=ocp.args.StandardSave(state),
-            extra=ocp.args.JsonSave(_jsonable(extra or {})),
-        )
+        if not isinstance(state, dict) or "extra" in state:
+            raise TypeError("Run.save takes a dict of named pytrees (not named 'extra')")
+        items = {k: ocp.args.StandardSave(v) for k, v in state.items()}
+        args = ocp.args.Composite(**items, extra=ocp.args.JsonSave(jsonable(extra or {})))
         self.manager.save(int(step), args=args, force=True)
         self.manager.wait_until_finished()
 
@@ -187,23 +203,31 @@ class Run:
         self.manager.reload()
         return self.manager.latest_step()
 
-    def restore(self, target: Any, step: int | None = None) -> tuple[Any, dict]:
-        """Restore the checkpoint at ``step`` (default: latest) into ``target``'s structure,
-        shardings and dtypes. Returns ``(state, extra)``."""
+    def restore(self, target: dict[str, Any], step: int | None = None) -> tuple[dict, dict]:
+        """Restore the items named by ``target``'s keys from the checkpoint at ``step`` (default:
+        latest) into their structures, shardings and dtypes. Returns ``(state, extra)``; items
+        not named are not read (e.g. the optimiser state when only parameters are needed)."""
         import jax
         import orbax.checkpoint as ocp
 
         step = self.latest_step() if step is None else step
         if step is None:
             raise RunError(f"{self.path} has no checkpoint to restore")
-        abstract = jax.tree_util.tree_map(ocp.utils.to_shape_dtype_struct, target)
-        restored = self.manager.restore(
-            int(step),
-            args=ocp.args.Composite(
-                state=ocp.args.StandardRestore(abstract), extra=ocp.args.JsonRestore()
-            ),
-        )
-        return restored["state"], dict(restored["extra"] or {})
+        folder = self.path / CHECKPOINTS / str(int(step))
+        missing = [k for k in target if folder.exists() and not (folder / k).exists()]
+        if missing:
+            raise RunError(
+                f"{folder} has no item(s) {missing} (it holds "
+                f"{sorted(p.name for p in folder.iterdir() if p.is_dir())}): the run was written "
+                "by an older checkpoint layout of opbayes; train it again in a new --out folder")
+        args = {k: ocp.args.StandardRestore(jax.tree_util.tree_map(
+            ocp.utils.to_shape_dtype_struct, v)) for k, v in target.items()}
+        try:
+            restored = self.manager.restore(
+                int(step), args=ocp.args.Composite(**args, extra=ocp.args.JsonRestore()))
+        except (ValueError, KeyError) as err:
+            raise RunError(f"{folder} does not fit the model of {self.config_path}: {err}") from err
+        return {k: restored[k] for k in target}, dict(restored["extra"] or {})
 
     def close(self) -> None:
         if self._manager is not None:
@@ -220,3 +244,8 @@ def progress(total: int | None = None, desc: str = "", unit: str = "it", initial
         total=total, desc=desc, unit=unit, initial=initial, file=sys.stderr,
         dynamic_ncols=True, disable=disable, **kw,
     )
+
+
+def write_json(path: str | os.PathLike, obj: Any) -> None:
+    """Write ``obj`` as indented JSON atomically (numpy / jax values made plain)."""
+    atomic_write_bytes(path, (json.dumps(jsonable(obj), indent=2, sort_keys=True) + "\n").encode())

@@ -1,0 +1,70 @@
+"""The one error policy of every opbayes command: a problem ends the command with exit status 2
+and one line on stderr that names the problem and the remedy; no traceback unless ``--debug``.
+
+Use it in a package's ``__main__``::
+
+    from pde_data.runs.cli import CommandParser, run_command
+
+    def main(argv=None) -> int:
+        return run_command(_main, argv, prog="python -m pfn")
+
+``CommandParser`` is an ``argparse.ArgumentParser`` whose usage errors follow the same policy
+(one line, exit 2) and which knows ``--debug``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Callable, Sequence
+
+EXIT_USAGE = 2
+DEBUG_FLAG = "--debug"
+
+
+class CommandParser(argparse.ArgumentParser):
+    """``ArgumentParser`` with one-line usage errors (exit 2) and a ``--debug`` flag."""
+
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("allow_abbrev", False)
+        super().__init__(*args, **kwargs)
+        if not any(DEBUG_FLAG in a.option_strings for a in self._actions):
+            self.add_argument(DEBUG_FLAG, action="store_true",
+                              help="show the full traceback of an error")
+
+    def error(self, message: str):  # noqa: D401 - argparse's hook
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+def one_line(err: BaseException) -> str:
+    """The message of ``err`` on one line; unexpected exception types keep their name."""
+    text = " ".join(str(err).split()) or type(err).__name__
+    if isinstance(err, (ValueError, OSError, KeyError, FloatingPointError)):
+        if isinstance(err, KeyError):
+            return f"missing key {text}"
+        if isinstance(err, OSError) and err.filename and str(err.filename) not in text:
+            return f"{text}: {err.filename}"
+        return text
+    return f"{type(err).__name__}: {text}"
+
+
+def run_command(main: Callable[[list[str]], int | None], argv: Sequence[str] | None = None,
+                prog: str = "opbayes") -> int:
+    """Call ``main(argv)`` under the policy: its return value (``None`` = 0), or 2 and one line
+    for any exception (130 for Ctrl-C). ``--debug`` in ``argv`` or ``OPBAYES_DEBUG=1`` re-raises."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    debug = DEBUG_FLAG in argv or os.environ.get("OPBAYES_DEBUG") == "1"
+    try:
+        return int(main(argv) or 0)
+    except SystemExit as exit_:  # argparse's own exits (--help: 0, usage: 2) pass through
+        return exit_.code if isinstance(exit_.code, int) else (0 if exit_.code is None else 2)
+    except KeyboardInterrupt:
+        print(f"{prog}: interrupted (a rerun of the same command resumes where it can)",
+              file=sys.stderr)
+        return 130
+    except Exception as err:  # the policy: every failure is one line, exit 2
+        if debug:
+            raise
+        print(f"{prog}: error: {one_line(err)}", file=sys.stderr)
+        return EXIT_USAGE
