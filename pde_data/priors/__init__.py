@@ -1,8 +1,8 @@
 """Synthetic priors: jit-compiled samplers of point-set datasets (GP, BNN, classification).
 
 ``kernels`` (covariance functions), ``gp`` (GP sampling, exact posterior, marginal
-likelihood), ``batch`` (the ``PointSetBatch`` container), ``samplers`` (seeded batch samplers
-with a context / target split) and ``hyper`` (hyper-priors).
+likelihood), ``samplers`` (seeded batch samplers returning ``pde_data.points.PointSets``,
+the one point-set batch type) and ``hyper`` (hyper-priors).
 """
 
 from pde_data.priors.gp import gp_log_marginal_likelihood, gp_posterior, sample_gp

@@ -18,27 +18,17 @@ evaluation set.
 from __future__ import annotations
 
 from functools import partial
-from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
+from pde_data.points import PointSets
 from pde_data.priors import kernels
 from pde_data.priors.gp import sample_gp
 
 KINDS = ("rbf", "matern", "periodic", "t_noise")
 NOISE_STD = 0.02
-
-
-class GPTasks(NamedTuple):
-    """``x (B, n, 1)``, ``y (B, n, 1)``, disjoint float masks ``mask_context`` /
-    ``mask_target`` ``(B, n)``; slots in neither are padding."""
-
-    x: jax.Array
-    y: jax.Array
-    mask_context: jax.Array
-    mask_target: jax.Array
 
 
 def _check(kind: str, batch_size: int, max_points: int, min_context: int, max_context: int,
@@ -82,12 +72,12 @@ def _sample(key, kind, batch_size, max_points, min_context, max_context, min_tar
         k1, k2 = jax.random.split(ks[7])
         scale = 0.15 * jax.random.uniform(k1, y.shape)
         y = y + scale * jax.random.t(k2, 2.1, y.shape)
-    return GPTasks(x, y, mask_ctx, mask_tar)
+    return PointSets(x, y, mask_ctx, mask_tar)
 
 
 def sample_tasks(key: jax.Array, kind: str = "rbf", batch_size: int = 16, *,
                  max_points: int = 50, min_context: int = 3, max_context: int = 46,
-                 min_target: int = 3) -> GPTasks:
+                 min_target: int = 3) -> PointSets:
     """One padded batch of benchmark tasks drawn from ``key`` (jit-compiled; callable inside
     another jitted function, e.g. a training step)."""
     _check(kind, batch_size, max_points, min_context, max_context, min_target)
@@ -95,7 +85,7 @@ def sample_tasks(key: jax.Array, kind: str = "rbf", batch_size: int = 16, *,
 
 
 def test_tasks(kind: str = "rbf", n_tasks: int = 3000, seed: int = 0, batch_size: int = 100
-               ) -> list[GPTasks]:
+               ) -> list[PointSets]:
     """The fixed evaluation set: ``ceil(n_tasks / batch_size)`` batches drawn from
     ``fold_in(key(seed), i)``, the same on every call and machine (up to float rounding)."""
     if n_tasks < 1:

@@ -1,7 +1,7 @@
 """Seeded, jit-compiled batch samplers of synthetic datasets (the priors a PFN is fitted to).
 
 Every prior is a frozen dataclass (hashable, so it can be a static argument of ``jax.jit``)
-called as ``prior(key, batch_size, n_points, n_context) -> PointSetBatch``: ``batch_size``
+called as ``prior(key, batch_size, n_points, n_context) -> PointSets``: ``batch_size``
 datasets of ``n_points`` i.i.d. points, the first ``n_context`` of them the context. The same
 key gives the same batch. ``n_context`` may be traced.
 
@@ -25,7 +25,7 @@ import jax
 import jax.numpy as jnp
 
 from pde_data.priors import gp, hyper, kernels
-from pde_data.priors.batch import PointSetBatch
+from pde_data.points import PointSets
 from pde_data.priors.gp import sample_gp
 
 __all__ = ["PRIORS", "BNNPrior", "ClassificationPrior", "GPPrior", "make_prior", "sample_batch"]
@@ -88,24 +88,24 @@ class GPPrior:
         return kernels.get_kernel(self.kernel, lengthscale=lengthscale, outputscale=outputscale,
                                   **extra)
 
-    def __call__(self, key, batch_size: int, n_points: int, n_context) -> PointSetBatch:
+    def __call__(self, key, batch_size: int, n_points: int, n_context) -> PointSets:
         kd, kx, kh, ky = jax.random.split(key, 4)
         n_feat = _feature_counts(kd, batch_size, self.num_features, self.min_features)
         x = jax.random.uniform(kx, (batch_size, n_points, self.num_features), jnp.float32)
         x = _mask_features(x, n_feat)
         ls, os_, nv = self.hyperparameters(kh, batch_size)
         y = sample_gp(ky, x, self.kernel_fn(ls, os_), nv, self.jitter)
-        return PointSetBatch(x, y, n_context, n_feat)
+        return PointSets.prefix(x, y[..., None], n_context, n_features=n_feat)
 
-    def predictive(self, key, batch: PointSetBatch):
+    def predictive(self, key, batch: PointSets):
         """Exact predictive (mean, var), each (batch, n_points), of every point's noisy y given
         the batch's context under the hyperparameters that generated it (the batch must come
         from ``self(key, ...)``). A Rao-Blackwellised training target: averaging a loss over
         this Gaussian instead of the sampled y has the same expectation and less variance."""
         ls, os_, nv = self.hyperparameters(jax.random.split(key, 4)[2], batch.x.shape[0])
-        is_ctx = jnp.arange(batch.x.shape[1]) < batch.n_context  # traced context sizes too
-        mask = jnp.broadcast_to(is_ctx, batch.y.shape)
-        return gp.gp_posterior(batch.x, batch.y, batch.x, self.kernel_fn(ls, os_), nv,
+        y = batch.y[..., 0]
+        mask = batch.mask_context > 0  # (batch, n_points); traced context sizes too
+        return gp.gp_posterior(batch.x, y, batch.x, self.kernel_fn(ls, os_), nv,
                                mask=mask, jitter=self.jitter)
 
 
@@ -153,7 +153,7 @@ class BNNPrior:
                      weight_std=self.weight_std, activation=jnp.tanh)
         return jax.vmap(fn)(keys, x, n_feat)
 
-    def __call__(self, key, batch_size: int, n_points: int, n_context) -> PointSetBatch:
+    def __call__(self, key, batch_size: int, n_points: int, n_context) -> PointSets:
         kd, kx, kf, kn, ke = jax.random.split(key, 5)
         n_feat = _feature_counts(kd, batch_size, self.num_features, self.min_features)
         x = jax.random.uniform(kx, (batch_size, n_points, self.num_features), jnp.float32)
@@ -161,7 +161,7 @@ class BNNPrior:
         f = self.latent(kf, x, n_feat)
         noise = _log_uniform(kn, (batch_size, 1), *self.noise_std)
         y = f + noise * jax.random.normal(ke, f.shape)
-        return PointSetBatch(x, y, n_context, n_feat)
+        return PointSets.prefix(x, y[..., None], n_context, n_features=n_feat)
 
 
 @dataclass(frozen=True)
@@ -179,7 +179,7 @@ class ClassificationPrior:
     p_gp: float = 0.5
     task: str = "classification"
 
-    def __call__(self, key, batch_size: int, n_points: int, n_context) -> PointSetBatch:
+    def __call__(self, key, batch_size: int, n_points: int, n_context) -> PointSets:
         kd, kx, kc, kg, kl, kb, kchoose, kq, _ = jax.random.split(key, 9)  # 9: fixed stream
         n_feat = _feature_counts(kd, batch_size, self.num_features, self.min_features)
         x = jax.random.normal(kx, (batch_size, n_points, self.num_features), jnp.float32)
@@ -193,7 +193,7 @@ class ClassificationPrior:
         f = jnp.where(use_gp, f_gp, f_bnn)
         y = jax.vmap(_threshold_labels, in_axes=(0, 0, 0, None))(
             jax.random.split(kq, batch_size), f, n_cls, self.max_classes)
-        return PointSetBatch(x, y, n_context, n_feat, n_cls)
+        return PointSets.prefix(x, y[..., None], n_context, n_features=n_feat, n_classes=n_cls)
 
 
 def _threshold_labels(key, f, n_classes, max_classes):
@@ -234,6 +234,6 @@ def make_prior(name: str, **overrides):
 
 
 @partial(jax.jit, static_argnums=(0, 2, 3))
-def sample_batch(prior, key, batch_size: int, n_points: int, n_context) -> PointSetBatch:
+def sample_batch(prior, key, batch_size: int, n_points: int, n_context) -> PointSets:
     """Jitted ``prior(key, batch_size, n_points, n_context)``."""
     return prior(key, batch_size, n_points, n_context)

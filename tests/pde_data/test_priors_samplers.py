@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from pde_data.priors import hyper
-from pde_data.priors.batch import PointSetBatch
+from pde_data.points import PointSets
 from pde_data.priors.samplers import PRIORS, ClassificationPrior, GPPrior, make_prior, sample_batch
 
 
@@ -16,20 +16,21 @@ def test_shapes_and_same_key_same_batch(name):
     a = sample_batch(prior, jax.random.key(3), 4, 30, 10)
     b = sample_batch(prior, jax.random.key(3), 4, 30, 10)
     c = sample_batch(prior, jax.random.key(4), 4, 30, 10)
-    assert isinstance(a, PointSetBatch)
-    assert a.x.shape == (4, 30, prior.num_features) and a.y.shape == (4, 30)
+    assert isinstance(a, PointSets)
+    assert a.x.shape == (4, 30, prior.num_features) and a.y.shape == (4, 30, 1)
     np.testing.assert_array_equal(a.x, b.x)
     np.testing.assert_array_equal(a.y, b.y)
     assert not np.array_equal(a.y, c.y)
     assert np.all(np.isfinite(a.x)) and np.all(np.isfinite(np.asarray(a.y, np.float32)))
     (xc, _), (xt, yt) = a.split()
-    assert xc.shape[1] == 10 and xt.shape[1] == 20 and yt.shape == (4, 20)
-    assert a.context_mask().sum() == 10
+    assert xc.shape[1] == 10 and xt.shape[1] == 20 and yt.shape == (4, 20, 1)
+    np.testing.assert_array_equal(a.mask_context.sum(axis=1), 10)
+    np.testing.assert_array_equal(a.mask_context + a.mask_target, 1.0)
 
 
 def test_traced_context_size_does_not_recompile():
     prior = PRIORS["gp-rbf"]
-    f = jax.jit(lambda k, n: prior(k, 2, 16, n).context_mask())
+    f = jax.jit(lambda k, n: prior(k, 2, 16, n).mask_context[0])
     m1, m2 = f(jax.random.key(0), 3), f(jax.random.key(0), 7)
     assert int(m1.sum()) == 3 and int(m2.sum()) == 7
     assert f._cache_size() == 1
@@ -63,7 +64,7 @@ def test_hyper_prior_moments_and_feature_counts():
     x = np.asarray(batch.x)
     for b in range(20):
         assert np.all(x[b, :, d[b]:] == 0) and np.all(x[b, :, : d[b]] > 0)
-    y = np.asarray(batch.y)
+    y = np.asarray(batch.y)[..., 0]
     assert np.mean(y**2) == pytest.approx(2 / 0.15, rel=0.25)
 
 
@@ -76,7 +77,7 @@ def test_gamma_density_normalised():
 def test_classification_prior_labels_and_balance():
     prior = ClassificationPrior()
     batch = sample_batch(prior, jax.random.key(0), 400, 200, 100)
-    y, c, d = np.asarray(batch.y), np.asarray(batch.n_classes), np.asarray(batch.n_features)
+    y, c, d = np.asarray(batch.y)[..., 0], np.asarray(batch.n_classes), np.asarray(batch.n_features)
     assert y.dtype == np.int32 and batch.x.shape == (400, 200, 20)
     assert c.min() >= 2 and c.max() <= 10 and len(np.unique(c)) == 9
     assert np.all(y >= 0) and np.all(y < c[:, None])
@@ -118,7 +119,7 @@ def test_predictive_is_the_distribution_the_targets_were_drawn_from(name):
     def z_scores(key, n_ctx):
         batch = prior(key, 400, 30, n_ctx)
         mean, var = prior.predictive(key, batch)
-        return (batch.y - mean) / jnp.sqrt(var), jnp.arange(30) >= n_ctx
+        return (batch.y[..., 0] - mean) / jnp.sqrt(var), jnp.arange(30) >= n_ctx
 
     z, is_tgt = z_scores(key, jnp.int32(12))
     z = np.asarray(z)[:, np.asarray(is_tgt)][:, 0]  # one target per dataset: independent
