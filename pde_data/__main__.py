@@ -86,12 +86,12 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.verb == "generate":
             return _generate(args)
-        from pde_data import inspect as data_inspect
+        from pde_data.info import convert, info
 
         if args.verb == "info":
-            print(data_inspect.info(args.file))
+            print(info(args.file))
         else:
-            print(f"wrote {data_inspect.convert(args.src, args.dst)}")
+            print(f"wrote {convert(args.src, args.dst)}")
         return 0
     except (ValueError, TypeError, FileNotFoundError, FloatingPointError) as err:
         print(f"error: {err}", file=sys.stderr)

@@ -12,14 +12,24 @@ alpha=2, tau=5, sigma=25), nu = 0.1, T = 1.
 from __future__ import annotations
 
 import math
+import sys
+from collections.abc import Sequence
 
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jaxtyping import Float, Float64, Real
 
 from .checks import batched_field, increasing_times
+from .schema import with_cf_metadata
 
+PDE = "burgers"
 VERSION = "1"
+#: CF-style metadata of the stored variables (non-dimensional, hence units "1").
+VARIABLES = {
+    "u0": {"long_name": "initial velocity u(x, t=0)", "units": "1"},
+    "u": {"long_name": "velocity u(x, t) of u_t + u u_x = nu u_xx", "units": "1"},
+}
 GRF_ALPHA, GRF_TAU, GRF_SIGMA = 2.0, 5.0, 25.0
 DEFAULT_DT = 1e-3
 CONTOUR_POINTS = 32
@@ -71,7 +81,9 @@ def _advance(v, steps, c, g, mask):
         v, steps, c, g, mask, s)
 
 
-def solve(u0, nu: float = 0.1, t=1.0, dt: float = DEFAULT_DT) -> np.ndarray:
+def solve(u0: Real[np.ndarray, "*batch s"], nu: float = 0.1,
+          t: float | Sequence[float] | Real[np.ndarray, " nt"] = 1.0, dt: float = DEFAULT_DT
+          ) -> Float64[np.ndarray, "*batch s"] | Float64[np.ndarray, "*batch s nt"]:
     """u(., t) of Burgers from u0 (batch, s) on the periodic grid x_j = j/s, float64 numpy.
 
     ``t`` a scalar gives (batch, s); a sequence of increasing times gives (batch, s, len(t)).
@@ -105,7 +117,7 @@ def solve(u0, nu: float = 0.1, t=1.0, dt: float = DEFAULT_DT) -> np.ndarray:
     return out[0] if single else out
 
 
-def initial_condition(key, n: int, resolution: int) -> np.ndarray:
+def initial_condition(key, n: int, resolution: int) -> Float[np.ndarray, "{n} {resolution}"]:
     """FNO initial data u0 ~ N(0, 625 (-Laplacian + 25 I)^(-2)) on the periodic grid, (n, s)."""
     from pde_data import grf
 
@@ -145,23 +157,26 @@ def generate_arrays(keys, resolution: int, solve_resolution: int, nu: float, tim
 
 
 def to_dataset(arrays: dict, attrs: dict):
-    """xarray Dataset (vars ``u0`` (sample, x), ``u`` (sample, x, t)) in the DESIGN.md schema."""
+    """xarray Dataset (vars ``u0`` (sample, x), ``u`` (sample, x, t)) in the docs/design.md
+    schema."""
     import xarray as xr
 
-    s = arrays["u0"].shape[-1]
-    return xr.Dataset(
+    n, s = arrays["u0"].shape
+    ds = xr.Dataset(
         {"u0": (("sample", "x"), arrays["u0"]), "u": (("sample", "x", "t"), arrays["u"])},
-        coords={"x": np.arange(s) / s, "t": np.asarray(attrs["times"], dtype=np.float64)},
-        attrs={"pde": "burgers", "generator_version": VERSION, "input_vars": "u0",
-               "output_vars": "u", **attrs})
+        coords={"sample": np.arange(n), "x": np.arange(s) / s,
+                "t": np.asarray(attrs["times"], dtype=np.float64)},
+        attrs={"pde": PDE, "generator_version": VERSION, "input_vars": ["u0"],
+               "output_vars": ["u"], **attrs})
+    return with_cf_metadata(ds, VARIABLES)
 
 
 def generate(key_or_seed, n: int, resolution: int, nu: float = 0.1, times=None,
              solve_resolution: int | None = None, dt: float = DEFAULT_DT, chunk_size: int = 32,
              progress: bool = False):
     """Dataset of ``n`` Burgers samples at ``resolution`` (snapshots at ``times``, default T=1)."""
-    from pde_data import generate as gen
+    from pde_data import chunked
 
-    return gen.generate("burgers", key_or_seed, n, resolution=resolution, nu=nu, times=times,
-                        solve_resolution=solve_resolution, dt=dt, chunk_size=chunk_size,
-                        progress=progress)
+    return chunked.generate(sys.modules[__name__], key_or_seed, n, resolution=resolution, nu=nu,
+                            times=times, solve_resolution=solve_resolution, dt=dt,
+                            chunk_size=chunk_size, progress=progress)

@@ -1,6 +1,6 @@
 """Grid coordinates on the unit cube and resampling between resolutions of the same grid.
 
-Two grid layouts (DESIGN.md): a *node* grid has ``s`` points per axis with spacing ``1/(s-1)``,
+Two grid layouts (docs/design.md): a *node* grid has ``s`` points per axis with spacing ``1/(s-1)``,
 both ends included (Dirichlet problems: Darcy, Poisson, Helmholtz); a *periodic* grid has ``s``
 points with spacing ``1/s`` and no right end (Burgers, Navier-Stokes).
 """
@@ -38,7 +38,7 @@ def add_coordinates(x, periodic: bool):
     ``(batch, *spatial, c)`` -> ``(batch, *spatial, c + d)`` (axis order x, y, z).
 
     Works on numpy arrays (returns numpy) and jax arrays / tracers (returns jax); the grid is
-    the node or periodic grid of DESIGN.md, built at the resolution of ``x``.
+    the node or periodic grid of docs/design.md, built at the resolution of ``x``.
     """
     if x.ndim < 3:
         raise ValueError(

@@ -1,6 +1,6 @@
 """Darcy flow -div(a grad u) = f on the unit square, u = 0 on the boundary (FNO benchmark data).
 
-Discretisation: the node grid of DESIGN.md (``s`` points per axis, spacing h = 1/(s-1), both
+Discretisation: the node grid of docs/design.md (``s`` points per axis, spacing h = 1/(s-1), both
 ends included), conservative 5-point finite volumes around every interior node with
 harmonic-mean face coefficients a_{i+1/2,j} = 2 a_ij a_{i+1,j} / (a_ij + a_{i+1,j}) (second
 order for smooth a, and the flux stays continuous across the jumps of a thresholded a):
@@ -18,14 +18,25 @@ subsampled (421 -> 211, 141, 106, 85, ...).
 from __future__ import annotations
 
 import functools
+import sys
 
 import numpy as np
 import scipy.sparse as sp
 import scipy.sparse.linalg as spla
+from einops import rearrange
+from jaxtyping import Float, Float64, Real
 
 from .checks import batched_field
+from .schema import with_cf_metadata
 
+PDE = "darcy"
 VERSION = "1"
+#: CF-style metadata of the stored variables (non-dimensional, hence units "1").
+VARIABLES = {
+    "a": {"long_name": "diffusion coefficient a(x, y)", "units": "1"},
+    "u": {"long_name": "solution u(x, y) of -div(a grad u) = f, u = 0 on the boundary",
+          "units": "1"},
+}
 GRF_ALPHA, GRF_TAU = 2.0, 3.0
 A_HIGH, A_LOW = 12.0, 3.0
 
@@ -73,14 +84,16 @@ def _face_coefficients(a: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return ax, ay
 
 
-def stencil_data(a: np.ndarray) -> np.ndarray:
+def stencil_data(a: Float64[np.ndarray, "b s s"]) -> Float64[np.ndarray, "b nnz"]:
     """Values of the stencil entries (b, nnz) in ``_pattern`` order, scaled by 1/h^2."""
-    b, s = a.shape[0], a.shape[1]
+    s = a.shape[1]
     h2 = (1.0 / (s - 1)) ** 2
     ax, ay = _face_coefficients(a)
-    diag = (ax[:, :-1, 1:-1] + ax[:, 1:, 1:-1] + ay[:, 1:-1, :-1] + ay[:, 1:-1, 1:]).reshape(b, -1)
-    lx = -ax[:, 1:-1, 1:-1].reshape(b, -1)  # faces between interior nodes i and i+1, i=1..s-3
-    ly = -ay[:, 1:-1, 1:-1].reshape(b, -1)
+    # interior nodes (and the faces between them) flattened row-major, as the unknowns are
+    diag = rearrange(ax[:, :-1, 1:-1] + ax[:, 1:, 1:-1] + ay[:, 1:-1, :-1] + ay[:, 1:-1, 1:],
+                     "b i j -> b (i j)")
+    lx = -rearrange(ax[:, 1:-1, 1:-1], "b i j -> b (i j)")  # faces between nodes i and i+1
+    ly = -rearrange(ay[:, 1:-1, 1:-1], "b i j -> b (i j)")
     return np.concatenate([diag, lx, lx, ly, ly], axis=1) / h2
 
 
@@ -115,7 +128,8 @@ def _rhs(f, batch: int, s: int) -> np.ndarray:
     return np.broadcast_to(f[:, 1:-1, 1:-1], (batch, s - 2, s - 2)).reshape(batch, -1)
 
 
-def solve(a, f=1.0) -> np.ndarray:
+def solve(a: Real[np.ndarray, "*batch s s"], f: float | Real[np.ndarray, "... s s"] = 1.0
+          ) -> Float64[np.ndarray, "*batch s s"]:
     """u of -div(a grad u) = f, u = 0 on the boundary; a: (batch, s, s) > 0 -> u (batch, s, s) float64.
 
     ``f`` is a scalar or an array on the same node grid ((s, s) or (batch, s, s)). A 2-D ``a``
@@ -131,11 +145,12 @@ def solve(a, f=1.0) -> np.ndarray:
         lu = spla.splu(mat, permc_spec="NATURAL", diag_pivot_thresh=0.0,
                        options={"SymmetricMode": True})
         x[order] = lu.solve(rhs[i][order])
-        u[i, 1:-1, 1:-1] = x.reshape(s - 2, s - 2)
+        u[i, 1:-1, 1:-1] = rearrange(x, "(i j) -> i j", i=s - 2)
     return u[0] if single else u
 
 
-def coefficient(key, n: int, resolution: int) -> np.ndarray:
+def coefficient(key, n: int, resolution: int
+                ) -> Float[np.ndarray, "{n} {resolution} {resolution}"]:
     """FNO Darcy coefficients: GRF(alpha=2, tau=3, cosine series) -> 12 where > 0 else 3; (n, s, s).
 
     ``key``: seed, one jax key or ``n`` per-sample keys (see ``grf.sample``).
@@ -176,24 +191,25 @@ def generate_arrays(keys, resolution: int, solve_resolution: int, **_) -> dict:
 
 
 def to_dataset(arrays: dict, attrs: dict):
-    """xarray Dataset in the DESIGN.md schema from the arrays of ``generate_arrays``."""
+    """xarray Dataset in the docs/design.md schema from the arrays of ``generate_arrays``."""
     import xarray as xr
 
-    s = arrays["a"].shape[-1]
+    n, s = arrays["a"].shape[0], arrays["a"].shape[-1]
     x = np.linspace(0.0, 1.0, s)
-    return xr.Dataset(
+    ds = xr.Dataset(
         {"a": (("sample", "x", "y"), arrays["a"]), "u": (("sample", "x", "y"), arrays["u"])},
-        coords={"x": x, "y": x},
-        attrs={"pde": "darcy", "generator_version": VERSION, "input_vars": "a",
-               "output_vars": "u", **attrs})
+        coords={"sample": np.arange(n), "x": x, "y": x},
+        attrs={"pde": PDE, "generator_version": VERSION, "input_vars": ["a"],
+               "output_vars": ["u"], **attrs})
+    return with_cf_metadata(ds, VARIABLES)
 
 
 def generate(key_or_seed, n: int, resolution: int, solve_resolution: int | None = None,
              chunk_size: int = 32, progress: bool = False):
     """Dataset of ``n`` Darcy samples (vars ``a``, ``u``) at ``resolution``, solved at
     ``solve_resolution`` (default: the same) and subsampled, e.g. 421 -> 85."""
-    from pde_data import generate as gen
+    from pde_data import chunked
 
-    return gen.generate("darcy", key_or_seed, n, resolution=resolution,
-                        solve_resolution=solve_resolution, chunk_size=chunk_size,
-                        progress=progress)
+    return chunked.generate(sys.modules[__name__], key_or_seed, n, resolution=resolution,
+                            solve_resolution=solve_resolution, chunk_size=chunk_size,
+                            progress=progress)

@@ -1,136 +1,44 @@
-"""Chunked, resumable, reproducible dataset generation for the PDE modules.
+"""Dataset generation by PDE name, and into a file with resume (``python -m pde_data generate``).
 
-Sample ``i`` of a dataset is drawn with the key ``fold_in(key(seed), i)``, so the data depend on
-the seed only, not on the chunk size. Chunks of ``chunk_size`` samples are solved one after the
-other; with ``partial_dir`` each finished chunk is written atomically to that folder (with the
-full configuration in ``config.json``), so a run that is interrupted and started again with the
-same arguments continues at the first missing chunk and refuses different arguments.
-
-Each PDE module provides ``VERSION``, ``params(resolution, **options) -> dict`` (validated,
-defaults filled, JSON-able: these become the dataset attrs), ``generate_arrays(keys, **params)
--> dict[str, np.ndarray]`` and ``to_dataset(arrays, attrs) -> xarray.Dataset``.
+The chunked, seeded, resumable generation itself is :func:`pde_data.chunked.generate`; each
+PDE module (``darcy``, ``burgers``, ``navier_stokes``) also offers it as its own ``generate``.
+Sample ``i`` is drawn with ``fold_in(key(seed), i)``, so the data depend on the seed only, not
+on the chunk size; :func:`generate_to_file` keeps finished chunks in ``FILE.partial/`` so an
+interrupted run continues where it stopped.
 """
 
 from __future__ import annotations
 
-import importlib
 import os
 import shutil
-import tempfile
 from pathlib import Path
 
-import numpy as np
+from pde_data import chunked
+from pde_data.storage import save
+
+__all__ = ["PDES", "generate", "generate_to_file", "partial_path", "pde_module"]
 
 PDES = ("darcy", "burgers", "navier_stokes")
 
 
 def pde_module(pde: str):
+    """The solver module of ``pde`` (one of :data:`PDES`)."""
     if pde not in PDES:
         raise ValueError(f"unknown PDE {pde!r}; expected one of {PDES}")
-    return importlib.import_module(f"pde_data.{pde}")
+    from pde_data import burgers, darcy, navier_stokes
 
-
-def _seed_attrs(key_or_seed) -> tuple[object, dict]:
-    import jax
-
-    if isinstance(key_or_seed, (int, np.integer)) and not isinstance(key_or_seed, bool):
-        return int(key_or_seed), {"seed": int(key_or_seed)}
-    try:
-        data = np.asarray(jax.random.key_data(key_or_seed))
-    except Exception as err:
-        raise TypeError(f"expected an int seed or a jax.random key, got {key_or_seed!r}") from err
-    if data.ndim != 1:
-        raise ValueError(f"expected a single key, got a key array of shape {data.shape[:-1]}")
-    return key_or_seed, {"seed": -1, "key_data": data.astype(np.int64).tolist()}
+    return {"darcy": darcy, "burgers": burgers, "navier_stokes": navier_stokes}[pde]
 
 
 def generate(pde: str, key_or_seed, n: int, resolution: int, chunk_size: int = 32,
              progress: bool = False, partial_dir: str | os.PathLike | None = None, **options):
-    """``n`` samples of ``pde`` at ``resolution`` as an xarray.Dataset (DESIGN.md schema).
+    """``n`` samples of ``pde`` at ``resolution`` as an xarray.Dataset (docs/design.md schema).
 
     ``options`` are the module's PDE options (``nu``, ``times``, ``solve_resolution``, ...).
     ``partial_dir``: folder keeping finished chunks for resume (removed by the caller).
     """
-    from pde_data import grf
-
-    module = pde_module(pde)
-    if int(n) != n or n < 1:
-        raise ValueError(f"n must be a positive integer, got {n!r}")
-    if int(chunk_size) != chunk_size or chunk_size < 1:
-        raise ValueError(f"chunk_size must be a positive integer, got {chunk_size!r}")
-    n, chunk_size = int(n), int(chunk_size)
-    options = {k: v for k, v in options.items() if v is not None}
-    params = module.params(resolution, **options)
-    key, seed_attrs = _seed_attrs(key_or_seed)
-    config = {"pde": pde, "n": n, "chunk_size": chunk_size, "generator_version": module.VERSION,
-              **seed_attrs, **params}
-
-    run = None
-    if partial_dir is not None:
-        from pde_data.runs import Run
-
-        run = Run(partial_dir)
-        run.ensure_config(config)
-
-    starts = list(range(0, n, chunk_size))
-    chunks: list[dict | None] = [None] * len(starts)
-    done = 0
-    if run is not None:
-        for c, start in enumerate(starts):
-            if (run.path / f"chunk_{c:06d}.npz").exists():
-                chunks[c] = run.load_arrays(f"chunk_{c:06d}")
-                done += min(chunk_size, n - start)
-
-    bar = None
-    if progress:
-        from pde_data.runs import progress as progress_bar
-
-        bar = progress_bar(total=n, desc=f"{pde} s={resolution}", unit="sample", initial=done)
-    try:
-        for c, start in enumerate(starts):
-            if chunks[c] is not None:
-                continue
-            stop = min(start + chunk_size, n)
-            arrays = module.generate_arrays(grf.sample_keys(key, start, stop), **params)
-            arrays = {k: np.asarray(v) for k, v in arrays.items()}
-            for name, v in arrays.items():
-                if not np.all(np.isfinite(v)):
-                    raise FloatingPointError(
-                        f"{pde}: non-finite values in {name!r} of samples {start}..{stop - 1} "
-                        f"(unstable time step? parameters {params})")
-            if run is not None:
-                run.save_arrays(f"chunk_{c:06d}", arrays)
-            chunks[c] = arrays
-            if bar is not None:
-                bar.update(stop - start)
-    finally:
-        if bar is not None:
-            bar.close()
-
-    merged = {k: np.concatenate([ch[k] for ch in chunks], axis=0) for k in chunks[0]}
-    return module.to_dataset(merged, {**params, **seed_attrs, "n": n})
-
-
-def save(ds, path: str | os.PathLike) -> None:
-    """``pde_data.storage.save`` when it exists; else netCDF through a temporary file + os.replace."""
-    try:
-        from pde_data.storage import save as storage_save
-    except ImportError:
-        storage_save = None
-    if storage_save is not None:
-        storage_save(ds, path)
-        return
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        ds.to_netcdf(tmp, engine="h5netcdf")
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    return chunked.generate(pde_module(pde), key_or_seed, n, resolution, chunk_size=chunk_size,
+                            progress=progress, partial_dir=partial_dir, **options)
 
 
 def partial_path(out: str | os.PathLike) -> Path:

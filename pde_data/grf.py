@@ -2,7 +2,7 @@
 
 The Karhunen-Loeve expansion u = sum_k sqrt(lambda_k) xi_k phi_k with xi_k ~ N(0, 1) i.i.d. and
 (lambda_k, phi_k) the eigenpairs of C, truncated to the modes a grid of ``s`` points per axis
-carries. Three boundary conditions fix the eigenfunctions (DESIGN.md grids):
+carries. Three boundary conditions fix the eigenfunctions (docs/design.md grids):
 
 - ``"periodic"``: unit torus, ``s`` points spacing ``1/s``; phi_k = exp(2 pi i k.x) with the
   grid's FFT frequencies, lambda_k = sigma^2 (4 pi^2 |k|^2 + tau^2)^(-alpha). Sampled by
@@ -19,6 +19,8 @@ carries. Three boundary conditions fix the eigenfunctions (DESIGN.md grids):
 
 ``sigma`` defaults to tau^(alpha - d/2) (the FNO convention, ``sigma = tau**(0.5*(2*alpha -
 dim))``) and ``zero_mean=True`` drops the constant mode as the FNO generators do.
+``to_dataarray`` wraps samples as an ``xarray.DataArray`` on their grid, with CF-style
+``long_name`` / ``units`` and the field's parameters as attributes.
 """
 
 from __future__ import annotations
@@ -28,8 +30,11 @@ import math
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jaxtyping import Array, Float, Float64
 
 BOUNDARIES = ("periodic", "neumann", "dirichlet")
+#: CF-style metadata of a sampled field (non-dimensional, hence units "1").
+FIELD_ATTRS = {"long_name": "Gaussian random field sample", "units": "1"}
 
 
 def default_sigma(alpha: float, tau: float, dim: int) -> float:
@@ -81,7 +86,7 @@ def eigenvalues(resolution: int, dim: int = 2, alpha: float = 2.0, tau: float = 
     return lam
 
 
-def basis(resolution: int, boundary: str) -> np.ndarray:
+def basis(resolution: int, boundary: str) -> Float64[np.ndarray, "{resolution} modes"]:
     """One axis of the node-grid series: phi[j, k] = phi_k(x_j), x_j = j/(s-1) (float64)."""
     if boundary not in ("neumann", "dirichlet"):
         raise ValueError(f"basis is defined for node grids (neumann, dirichlet), not {boundary!r}")
@@ -128,7 +133,8 @@ def sample_keys(seed_or_key, start: int, stop: int) -> jax.Array:
 
 def sample(key, n: int, resolution: int, dim: int = 2, alpha: float = 2.0, tau: float = 3.0,
            sigma: float | None = None, boundary: str = "periodic", zero_mean: bool = True,
-           dtype=jnp.float32) -> jax.Array:
+           dtype=jnp.float32
+           ) -> Float[Array, "{n} {resolution}"] | Float[Array, "{n} {resolution} {resolution}"]:
     """``n`` fields on the grid of ``boundary``, shape (n, s) or (n, s, s).
 
     ``key``: an int seed, one jax key (split into ``n``) or a batch of ``n`` keys (one per sample,
@@ -148,3 +154,27 @@ def sample(key, n: int, resolution: int, dim: int = 2, alpha: float = 2.0, tau: 
             return _sample_periodic(keys, sqrt_lam)
         phi = jnp.asarray(basis(resolution, boundary), dtype=dtype)
         return _sample_series(keys, sqrt_lam, phi)
+
+
+def to_dataarray(fields: Float[Array | np.ndarray, "n s *more"], boundary: str = "periodic",
+                 name: str = "f", **params):
+    """``fields`` (n, s) or (n, s, s) from :func:`sample` as an ``xarray.DataArray`` over
+    ``(sample, x[, y])`` with the coordinates of ``boundary``'s grid (periodic ``j/s``, node
+    ``j/(s-1)``), CF ``long_name`` / ``units`` on it and its coordinates, and ``boundary`` plus
+    ``params`` (e.g. ``alpha``, ``tau``, ``sigma``) as attributes."""
+    import xarray as xr
+
+    from pde_data.coordinates import grid_axis
+    from pde_data.schema import COORDINATE_ATTRS, SAMPLE, SPATIAL_DIMS
+
+    if boundary not in BOUNDARIES:
+        raise ValueError(f"unknown boundary {boundary!r}; expected one of {BOUNDARIES}")
+    values = np.asarray(fields)
+    if values.ndim not in (2, 3) or len(set(values.shape[1:])) != 1:
+        raise ValueError(f"fields must be (n, s) or (n, s, s), got shape {values.shape}")
+    dims = (SAMPLE, *SPATIAL_DIMS[: values.ndim - 1])
+    axis = grid_axis(values.shape[1], periodic=boundary == "periodic")
+    coords = {SAMPLE: (SAMPLE, np.arange(values.shape[0]), COORDINATE_ATTRS[SAMPLE])}
+    coords.update({d: (d, axis, COORDINATE_ATTRS[d]) for d in dims[1:]})
+    return xr.DataArray(values, dims=dims, coords=coords, name=name,
+                        attrs={**FIELD_ATTRS, "boundary": boundary, **params})

@@ -18,14 +18,24 @@ and stored at 64 by striding, snapshots every unit of time, dt = 1e-4.
 from __future__ import annotations
 
 import math
+import sys
+from collections.abc import Sequence
 
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jaxtyping import Float, Float64, Real
 
 from .checks import batched_field, increasing_times
+from .schema import with_cf_metadata
 
+PDE = "navier_stokes"
 VERSION = "1"
+#: CF-style metadata of the stored variables (non-dimensional, hence units "1").
+VARIABLES = {
+    "w0": {"long_name": "initial vorticity w(x, y, t=0)", "units": "1"},
+    "w": {"long_name": "vorticity w(x, y, t) of incompressible Navier-Stokes", "units": "1"},
+}
 GRF_ALPHA, GRF_TAU = 2.5, 7.0
 DEFAULT_DT = 1e-4
 FORCING_AMPLITUDE = 0.1
@@ -33,7 +43,8 @@ FORCING_AMPLITUDE = 0.1
 DEFAULT_T = {1e-3: 50, 1e-4: 30, 1e-5: 20}
 
 
-def forcing(resolution: int, amplitude: float = FORCING_AMPLITUDE) -> np.ndarray:
+def forcing(resolution: int, amplitude: float = FORCING_AMPLITUDE
+            ) -> Float64[np.ndarray, "{resolution} {resolution}"]:
     """amplitude * (sin 2 pi (x + y) + cos 2 pi (x + y)) on the periodic grid, (s, s)."""
     x = np.arange(resolution) / resolution
     z = 2 * np.pi * (x[:, None] + x[None, :])
@@ -81,8 +92,10 @@ def _advance(wh, fh, steps, h, nu, op):
         wh, fh, steps, h, nu, op, s)
 
 
-def solve(w0, nu: float = 1e-3, t=1.0, dt: float = DEFAULT_DT,
-          forcing_amplitude: float = FORCING_AMPLITUDE) -> np.ndarray:
+def solve(w0: Real[np.ndarray, "*batch s s"], nu: float = 1e-3,
+          t: float | Sequence[float] | Real[np.ndarray, " nt"] = 1.0, dt: float = DEFAULT_DT,
+          forcing_amplitude: float = FORCING_AMPLITUDE
+          ) -> Float64[np.ndarray, "*batch s s"] | Float64[np.ndarray, "*batch s s nt"]:
     """Vorticity w(., t) from w0 (batch, s, s) on the periodic grid x_j = j/s, float64 numpy.
 
     ``t`` a scalar gives (batch, s, s); a sequence of increasing times (batch, s, s, len(t)).
@@ -114,7 +127,8 @@ def solve(w0, nu: float = 1e-3, t=1.0, dt: float = DEFAULT_DT,
     return out[0] if single else out
 
 
-def initial_condition(key, n: int, resolution: int) -> np.ndarray:
+def initial_condition(key, n: int, resolution: int
+                      ) -> Float[np.ndarray, "{n} {resolution} {resolution}"]:
     """FNO initial vorticity: GRF alpha=2.5, tau=7, sigma=7^1.5, mean zero, periodic; (n, s, s)."""
     from pde_data import grf
 
@@ -160,24 +174,27 @@ def generate_arrays(keys, resolution: int, solve_resolution: int, nu: float, tim
 
 
 def to_dataset(arrays: dict, attrs: dict):
-    """xarray Dataset (``w0`` (sample, x, y), ``w`` (sample, x, y, t)) in the DESIGN.md schema."""
+    """xarray Dataset (``w0`` (sample, x, y), ``w`` (sample, x, y, t)) in the docs/design.md
+    schema."""
     import xarray as xr
 
-    s = arrays["w0"].shape[-1]
+    n, s = arrays["w0"].shape[0], arrays["w0"].shape[-1]
     x = np.arange(s) / s
-    return xr.Dataset(
+    ds = xr.Dataset(
         {"w0": (("sample", "x", "y"), arrays["w0"]), "w": (("sample", "x", "y", "t"), arrays["w"])},
-        coords={"x": x, "y": x, "t": np.asarray(attrs["times"], dtype=np.float64)},
-        attrs={"pde": "navier_stokes", "generator_version": VERSION, "input_vars": "w0",
-               "output_vars": "w", **attrs})
+        coords={"sample": np.arange(n), "x": x, "y": x,
+                "t": np.asarray(attrs["times"], dtype=np.float64)},
+        attrs={"pde": PDE, "generator_version": VERSION, "input_vars": ["w0"],
+               "output_vars": ["w"], **attrs})
+    return with_cf_metadata(ds, VARIABLES)
 
 
 def generate(key_or_seed, n: int, resolution: int = 64, nu: float = 1e-3, times=None,
              solve_resolution: int | None = None, dt: float = DEFAULT_DT, chunk_size: int = 32,
              progress: bool = False):
     """Dataset of ``n`` Navier-Stokes samples at ``resolution`` (solved at 4x unless given)."""
-    from pde_data import generate as gen
+    from pde_data import chunked
 
-    return gen.generate("navier_stokes", key_or_seed, n, resolution=resolution, nu=nu,
-                        times=times, solve_resolution=solve_resolution, dt=dt,
-                        chunk_size=chunk_size, progress=progress)
+    return chunked.generate(sys.modules[__name__], key_or_seed, n, resolution=resolution, nu=nu,
+                            times=times, solve_resolution=solve_resolution, dt=dt,
+                            chunk_size=chunk_size, progress=progress)

@@ -1,8 +1,18 @@
-"""The stored-dataset schema of DESIGN.md and its validator.
+"""The stored-dataset schema of docs/design.md and its validator.
 
 One ``xarray.Dataset`` per dataset: dimensions ``sample``, spatial ``x``, ``y``, ``z`` and time
-``t``; coordinates carrying the grid values; attributes ``pde``, ``input_vars``, ``output_vars``
-(plus every parameter). ``validate`` raises :class:`SchemaError` naming the first problem.
+``t``; coordinates carrying the grid values (and ``sample`` = 0..n-1); attributes ``pde``,
+``input_vars``, ``output_vars`` (lists of names, plus every parameter). ``validate`` raises
+:class:`SchemaError` naming the first problem.
+
+CF-style metadata (:func:`with_cf_metadata`): ``Conventions = "CF-1.8"`` on the dataset,
+``long_name`` and ``units`` on the coordinates and on the generated variables. The unit domain
+and the equations are non-dimensional, so ``units`` is ``"1"`` throughout.
+
+Older files (before schema 2) stored ``input_vars`` / ``output_vars`` as one string and had no
+``sample`` coordinate nor CF attributes; :func:`var_names` and ``pde_data.load`` read them the
+same. netCDF readers (netCDF4-python, h5netcdf) hand a one-element list attribute back as a
+plain string, so ``var_names`` is the way to read these attributes from any file.
 """
 
 from __future__ import annotations
@@ -13,6 +23,8 @@ import numpy as np
 
 __all__ = [
     "ALLOWED_DIMS",
+    "CONVENTIONS",
+    "COORDINATE_ATTRS",
     "REQUIRED_ATTRS",
     "SAMPLE",
     "SPATIAL_DIMS",
@@ -21,6 +33,7 @@ __all__ = [
     "spatial_dims",
     "validate",
     "var_names",
+    "with_cf_metadata",
 ]
 
 SAMPLE = "sample"
@@ -28,10 +41,20 @@ SPATIAL_DIMS = ("x", "y", "z")
 TIME = "t"
 ALLOWED_DIMS = (SAMPLE, *SPATIAL_DIMS, TIME)
 REQUIRED_ATTRS = ("pde", "input_vars", "output_vars")
+CONVENTIONS = "CF-1.8"
+#: CF ``long_name`` / ``units`` of the schema's coordinates (the domain is the unit cube and
+#: time is non-dimensional, hence units "1").
+COORDINATE_ATTRS = {
+    SAMPLE: {"long_name": "sample index", "units": "1"},
+    "x": {"long_name": "x coordinate on the unit domain", "units": "1"},
+    "y": {"long_name": "y coordinate on the unit domain", "units": "1"},
+    "z": {"long_name": "z coordinate on the unit domain", "units": "1"},
+    TIME: {"long_name": "time", "units": "1"},
+}
 
 
 class SchemaError(ValueError):
-    """A dataset that does not follow the stored-dataset schema of DESIGN.md."""
+    """A dataset that does not follow the stored-dataset schema of docs/design.md."""
 
 
 def var_names(value) -> list[str]:
@@ -56,6 +79,24 @@ def var_names(value) -> list[str]:
             out.append(v)
         return out
     raise SchemaError(f"variable names must be a string or a list of strings, got {value!r}")
+
+
+def with_cf_metadata(ds, variables: dict[str, dict] | None = None):
+    """A shallow copy of ``ds`` with the schema's CF-style metadata filled in where missing:
+    ``Conventions``, a ``sample`` coordinate 0..n-1, ``long_name`` / ``units`` on the
+    coordinates (:data:`COORDINATE_ATTRS`) and, from ``variables`` = {name: {"long_name": ...,
+    "units": ...}}, on the data variables. Attributes already set are kept."""
+    ds = ds.copy(deep=False)
+    if SAMPLE in ds.dims and SAMPLE not in ds.coords:
+        ds = ds.assign_coords({SAMPLE: np.arange(ds.sizes[SAMPLE], dtype=np.int64)})
+    for name, attrs in COORDINATE_ATTRS.items():
+        if name in ds.coords:
+            ds[name].attrs = {**attrs, **ds[name].attrs}
+    for name, attrs in (variables or {}).items():
+        if name in ds.data_vars:
+            ds[name].attrs = {**attrs, **ds[name].attrs}
+    ds.attrs.setdefault("Conventions", CONVENTIONS)
+    return ds
 
 
 def spatial_dims(ds) -> list[str]:
@@ -98,6 +139,13 @@ def validate(ds, check_values: bool = True) -> None:
                 f"dimension {dim!r} is outside the schema; allowed: {list(ALLOWED_DIMS)}"
             )
         if dim == SAMPLE:
+            if SAMPLE in ds.coords:
+                c = ds.coords[SAMPLE]
+                if c.dims != (SAMPLE,) or not np.issubdtype(c.dtype, np.integer):
+                    raise SchemaError(
+                        f"coordinate 'sample' must be 1-D integer sample numbers, got dims "
+                        f"{c.dims} and dtype {c.dtype}"
+                    )
             continue
         if dim not in ds.coords:
             raise SchemaError(

@@ -1,6 +1,6 @@
 """Data-parallel placement: batches split over all local devices, parameters replicated.
 
-DESIGN.md, "Scale": a batch is sharded over a 1-D ``Mesh`` of every local device (axis
+docs/design.md, "Scale": a batch is sharded over a 1-D ``Mesh`` of every local device (axis
 ``"data"``), parameters are replicated, and the same code runs across hosts after
 ``jax.distributed.initialize()``. Tests emulate several devices on the CPU with
 ``XLA_FLAGS=--xla_force_host_platform_device_count=4``.

@@ -1,9 +1,14 @@
-"""Atomic saving and schema-checked loading of datasets (DESIGN.md, "Stored datasets").
+"""Atomic saving and schema-checked loading of datasets (docs/design.md, "Stored datasets").
 
 ``save`` writes netCDF (``.nc``, h5netcdf engine) or zarr (``.zarr``) through a temporary path
 in the destination folder and a rename, so an interrupted save never leaves half a file.
 ``load`` reads those two plus the foreign formats of :mod:`pde_data.formats` (FNO ``.mat``,
 PDEBench ``.h5``, neuraloperator ``.pt``) into the same schema, with ``source_format`` set.
+
+``save`` writes the schema's CF-style metadata (``Conventions``, the ``sample`` coordinate,
+``long_name`` / ``units`` on the coordinates) where the dataset lacks it, and stores
+``input_vars`` / ``output_vars`` as lists of strings. ``load`` also reads files of the first
+schema (names as one string, no ``sample`` coordinate) and gives them a ``sample`` coordinate.
 """
 
 from __future__ import annotations
@@ -17,7 +22,8 @@ from pathlib import Path
 
 import numpy as np
 
-from pde_data.schema import SAMPLE, SchemaError, validate, var_names
+from pde_data.errors import DataFormatError
+from pde_data.schema import SAMPLE, SchemaError, validate, var_names, with_cf_metadata
 
 __all__ = ["NATIVE_SUFFIXES", "SUFFIXES", "DataFormatError", "detect_format", "load", "save"]
 
@@ -34,11 +40,6 @@ SUFFIXES = {
 HDF5_MAGIC = b"\x89HDF\r\n\x1a\n"
 ZARR_CHUNK_BYTES = 4 << 20  # target size of one zarr chunk (whole samples along `sample`)
 ZARR_WRITE_BYTES = 256 << 20  # samples written per append when saving a large dataset to zarr
-
-
-class DataFormatError(ValueError):
-    """A file that cannot be read or written as a dataset: unknown extension, foreign, corrupt
-    or truncated content, a missing variable, a forbidden object in a pickle."""
 
 
 def detect_format(path: str | os.PathLike) -> str:
@@ -80,13 +81,13 @@ def save(dataset, path: str | os.PathLike) -> Path:
 
 
 def _prepare(dataset, netcdf: bool):
-    """A shallow copy with storable attributes (name lists as lists, bools as ints for
-    netCDF) and no encodings inherited from the file it came from."""
-    ds = dataset.copy(deep=False)
+    """A shallow copy with the CF-style metadata of the schema, storable attributes (name lists
+    as lists, bools as ints for netCDF) and no encodings inherited from the file it came from."""
+    ds = with_cf_metadata(dataset)
     for var in ds.variables.values():
         var.encoding = {}
     attrs = {}
-    for key, value in dataset.attrs.items():
+    for key, value in ds.attrs.items():
         if key in ("input_vars", "output_vars"):
             attrs[key] = var_names(value)
         else:
@@ -203,7 +204,7 @@ def _write_zarr_blocks(ds, tmp: Path) -> None:
 
 
 def load(path: str | os.PathLike):
-    """Read a dataset file into the schema of DESIGN.md (an ``xarray.Dataset``): ``.nc``,
+    """Read a dataset file into the schema of docs/design.md (an ``xarray.Dataset``): ``.nc``,
     ``.zarr`` (lazily: values are read on access), FNO ``.mat`` (v5 and v7.3), PDEBench
     ``.h5``/``.hdf5`` and neuraloperator ``.pt`` (without torch, never running code from the
     file). Raises :class:`DataFormatError` naming the file and the problem."""
@@ -231,6 +232,8 @@ def load(path: str | os.PathLike):
     ds.attrs["input_vars"] = var_names(ds.attrs.get("input_vars"))
     ds.attrs["output_vars"] = var_names(ds.attrs.get("output_vars"))
     ds.attrs["source_format"] = _SOURCE_NAMES.get(fmt, ds.attrs.get("source_format", fmt))
+    if SAMPLE in ds.dims and SAMPLE not in ds.coords:  # files of the first schema, foreign formats
+        ds = ds.assign_coords({SAMPLE: np.arange(ds.sizes[SAMPLE], dtype=np.int64)})
     try:
         validate(ds, check_values=False)
     except SchemaError as e:

@@ -1,6 +1,6 @@
 """Grid helpers shared by the layers and losses: padding modes, quadrature weights, resampling.
 
-Grids follow DESIGN.md: a *node* grid (Dirichlet problems) has ``s`` points with spacing
+Grids follow docs/design.md: a *node* grid (Dirichlet problems) has ``s`` points with spacing
 ``1/(s-1)``, both ends included; a *periodic* grid has ``s`` points with spacing ``1/s``.
 The padding mode of a layer says which: ``"wrap"`` means periodic, ``"zeros"`` and
 ``"reflect"`` mean a node grid.

@@ -1,5 +1,5 @@
 """Readers of foreign dataset formats, one module per format, each returning the schema of
-DESIGN.md: :mod:`.mat` (FNO ``.mat``, v5 and v7.3), :mod:`.pdebench` (PDEBench ``.h5``) and
+docs/design.md: :mod:`.mat` (FNO ``.mat``, v5 and v7.3), :mod:`.pdebench` (PDEBench ``.h5``) and
 :mod:`.torch_pt` (neuraloperator ``.pt`` dictionaries, read safely without torch)."""
 
 from __future__ import annotations

@@ -7,8 +7,10 @@ import re
 from pathlib import Path
 
 import numpy as np
+from einops import rearrange
 
 from pde_data.coordinates import grid_axis
+from pde_data.errors import DataFormatError
 from pde_data.schema import ALLOWED_DIMS, SAMPLE, SPATIAL_DIMS, TIME
 
 # PDEs whose grids are periodic (spacing 1/s, no right end) vs Dirichlet node grids.
@@ -43,8 +45,6 @@ def pde_from_name(path: str | Path) -> str | None:
 
 def spatial_names(n: int, where: str) -> tuple[str, ...]:
     if not 1 <= n <= 3:
-        from pde_data.storage import DataFormatError
-
         raise DataFormatError(f"{where}: expected 1 to 3 spatial axes, got {n}")
     return SPATIAL_DIMS[:n]
 
@@ -56,11 +56,9 @@ def safe_name(name: str) -> str:
 
 def time_last(out: np.ndarray, spatial: tuple[int, ...], where: str) -> np.ndarray:
     """``out`` of shape (N, T, *spatial) or (N, *spatial, T) as (N, *spatial, T) (a view)."""
-    from pde_data.storage import DataFormatError
-
     rest = tuple(out.shape[1:])
     if rest[1:] == spatial:
-        return np.moveaxis(out, 1, -1)
+        return rearrange(out, "n t ... -> n ... t")
     if rest[:-1] == spatial:
         return out
     raise DataFormatError(
@@ -84,8 +82,6 @@ def build(
     ``t`` from ``coords`` or the step index, attrs ``pde``, ``input_vars``, ``output_vars``,
     ``grid`` and the file's own attributes."""
     import xarray as xr
-
-    from pde_data.storage import DataFormatError
 
     where = str(path)
     sizes: dict[str, int] = {}

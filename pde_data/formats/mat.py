@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
+from pde_data.errors import DataFormatError
 from pde_data.formats._build import PERIODIC_PDES, build, pde_from_name, safe_name, spatial_names
 from pde_data.schema import SAMPLE, TIME
 
@@ -38,8 +39,6 @@ OUTPUT_NAMES = ("sol", "u", "y", "output", "w")
 
 
 def _error(path, msg):
-    from pde_data.storage import DataFormatError
-
     return DataFormatError(f"{path}: {msg}")
 
 

@@ -11,7 +11,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+from einops import rearrange
 
+from pde_data.errors import DataFormatError
 from pde_data.formats._build import PERIODIC_PDES, build, pde_from_name, spatial_names
 from pde_data.schema import SAMPLE, SPATIAL_DIMS, TIME
 
@@ -19,8 +21,6 @@ HDF5_MAGIC = b"\x89HDF\r\n\x1a\n"
 
 
 def _error(path, msg):
-    from pde_data.storage import DataFormatError
-
     return DataFormatError(f"{path}: {msg}")
 
 
@@ -93,7 +93,7 @@ def from_arrays(tensor: np.ndarray, coords: dict, nu: np.ndarray | None, attrs: 
             t = t[:n_t]
         if t.size != n_t or np.any(np.diff(t) <= 0):
             t = None
-    u = np.moveaxis(tensor, 1, -1)  # (N, *spatial, T), a view
+    u = rearrange(tensor, "n t ... -> n ... t")  # (N, *spatial, T), a view
     return build(
         {"u0": ((SAMPLE, *sp_dims), tensor[:, 0]), "u": ((SAMPLE, *sp_dims, TIME), u)},
         pde=pde,

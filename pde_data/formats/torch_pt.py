@@ -21,6 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
+from pde_data.errors import DataFormatError
 from pde_data.formats._build import (
     PERIODIC_PDES,
     build,
@@ -160,8 +161,6 @@ def _np_dtype(name: str, byteorder: str) -> np.dtype:
 
 def load_tensor_dict(path) -> dict:
     """The object ``torch.save`` wrote to ``path`` with tensors as numpy arrays, read safely."""
-    from pde_data.storage import DataFormatError
-
     path = Path(path)
     if not zipfile.is_zipfile(path):
         with open(path, "rb") as f:
@@ -234,8 +233,6 @@ def load_tensor_dict(path) -> dict:
 
 
 def read(path):
-    from pde_data.storage import DataFormatError
-
     path = Path(path)
     obj = load_tensor_dict(path)
     if not isinstance(obj, dict):
@@ -249,8 +246,6 @@ def read(path):
 
 def from_dict(d: dict, path: Path):
     """Map a neuraloperator tensor dictionary to a schema dataset."""
-    from pde_data.storage import DataFormatError
-
     arrays = {str(k): v for k, v in d.items() if isinstance(v, np.ndarray) and v.ndim >= 1}
     attrs = {
         str(k): v

@@ -242,8 +242,8 @@ def fit(run: Run, model: nnx.Module, tx: optax.GradientTransformation, loss: Los
     best = math.inf if extra.get("best") is None else float(extra["best"])
     best_step = extra.get("best_step")
     interval = _Interval(extra.get("interval"))
-    bar = progress(total=loop.total_steps, desc=loop.desc, unit="step", initial=start,
-                   disable=not loop.progress) if loop.progress else None
+    bar = (progress(total=loop.total_steps, desc=loop.desc, unit="step", initial=start)
+           if loop.progress else None)
     bestrun = Run(run.path / BEST, keep=1) if validate is not None or loop.best_metric else None
     t_start = time.perf_counter()
     elapsed0 = float(extra.get("elapsed", 0.0))

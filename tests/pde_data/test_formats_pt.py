@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 from pde_data.formats.torch_pt import load_tensor_dict
-from pde_data.inspect import convert, info
+from pde_data.info import convert, info
 from pde_data.storage import DataFormatError, load
 
 FIX = Path(__file__).parent / "fixtures"

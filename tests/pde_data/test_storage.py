@@ -1,4 +1,4 @@
-"""pde_data.storage (save/load .nc and .zarr), pde_data.schema.validate and pde_data.inspect."""
+"""pde_data.storage (save/load .nc and .zarr), pde_data.schema.validate and pde_data.info."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import xarray as xr
 
 import pde_data
 from pde_data import storage
-from pde_data.inspect import convert, info
+from pde_data.info import convert, info
 from pde_data.schema import SchemaError, validate
 from pde_data.storage import DataFormatError, load, save
 
@@ -274,7 +274,7 @@ def test_nc_missing_variable_is_an_error(tmp_path):
         load(tmp_path / "m.nc")
 
 
-# --------------------------------------------------------------------------------- inspect
+# ------------------------------------------------------------------------------------ info
 
 
 def test_info_and_convert(tmp_path):
