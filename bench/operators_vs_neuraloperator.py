@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import argparse
 import copy
-import functools
 import json
 import os
 import subprocess
@@ -82,7 +81,10 @@ def with_coords(x: np.ndarray) -> np.ndarray:
 # our half (JAX)
 # ------------------------------------------------------------------------------------------
 def ours(npz: Path, epochs: int, steps: int) -> dict:
-    """Our FNO on the arrays of ``torch_inputs`` (identical inputs for both halves)."""
+    """Our FNO on the arrays of ``torch_inputs`` (identical inputs for both halves), trained with
+    the step ``python -m operators train`` runs: the engine's (``pde_data.runs.loop.make_step``:
+    one jitted step, parameters and optimiser state donated) with the loss as a closure over
+    the output normaliser's arrays."""
     import jax
     import jax.numpy as jnp
     import optax
@@ -90,7 +92,8 @@ def ours(npz: Path, epochs: int, steps: int) -> dict:
 
     import operators
     from operators import losses
-    from operators.train import make_schedule
+    from operators.config import make_schedule
+    from pde_data.runs.loop import make_step, step_key
 
     with np.load(npz) as f:
         d = {k: f[k] for k in f.files}
@@ -99,35 +102,33 @@ def ours(npz: Path, epochs: int, steps: int) -> dict:
     graphdef, params, rest = nnx.split(model, nnx.Param, ...)
     n_params = int(sum(np.size(v) for v in jax.tree_util.tree_leaves(params)))
     steps_per_epoch = len(d["xtr"]) // BATCH
-    tx = optax.adamw(make_schedule("step", 1e-3, epochs * steps_per_epoch, steps_per_epoch, epochs),
-                     weight_decay=1e-4)
+    tx = optax.adamw(make_schedule("step", 1e-3, epochs * steps_per_epoch), weight_decay=1e-4)
+
+    def rel_l2_loss(ym, ys):
+        def loss(model, batch, key):
+            x, y = batch
+            return losses.rel_l2(model(x) * ys + ym, y, False), {}
+        return loss
 
     def forward(params, x):
         return nnx.merge(graphdef, params, rest)(x)
 
-    def objective(params, x, y, ym, ys):
-        return losses.rel_l2(forward(params, x) * ys + ym, y, False)
-
-    @functools.partial(jax.jit, donate_argnums=(0, 1))
-    def step(params, opt_state, x, y, ym, ys):
-        value, grads = jax.value_and_grad(objective)(params, x, y, ym, ys)
-        updates, opt_state = tx.update(grads, opt_state, params)
-        return optax.apply_updates(params, updates), opt_state, value
-
+    train_step = {s: make_step(graphdef, tx, rel_l2_loss(jnp.asarray(d[f"ym{s}"]), jnp.asarray(d[f"ys{s}"])))
+                  for s in (64, 128)}
     infer = jax.jit(forward)
     copy = lambda t: jax.tree_util.tree_map(jnp.copy, t)
     result = {"params": n_params, "jax": jax.__version__}
     for s in (64, 128):
         x, y = jnp.asarray(d[f"xb{s}"]), jnp.asarray(d[f"yb{s}"])
-        ym, ys = jnp.asarray(d[f"ym{s}"]), jnp.asarray(d[f"ys{s}"])
-        p, o = copy(params), tx.init(params)
-        for _ in range(WARMUP):
-            p, o, v = step(p, o, x, y, ym, ys)
+        step = train_step[s]
+        state = (copy(params), tx.init(params))
+        for i in range(WARMUP):
+            state, v, _ = step(state, rest, (x, y), step_key(0, i))
         jax.block_until_ready(v)
         times = []
-        for _ in range(steps):
+        for i in range(steps):
             t = time.perf_counter()
-            p, o, v = step(p, o, x, y, ym, ys)
+            state, v, _ = step(state, rest, (x, y), step_key(0, i))
             jax.block_until_ready(v)
             times.append(time.perf_counter() - t)
         result[f"step_s_{s}"] = float(np.median(times))
@@ -141,15 +142,17 @@ def ours(npz: Path, epochs: int, steps: int) -> dict:
         result[f"infer_samples_per_s_{s}"] = float(BATCH / np.median(times))
 
     ym, ys = jnp.asarray(d["ym64"]), jnp.asarray(d["ys64"])
-    p, o = copy(params), tx.init(params)
+    state = (copy(params), tx.init(params))
     t0 = time.perf_counter()
     for epoch in range(epochs):
         order = np.random.default_rng([0, epoch]).permutation(len(d["xtr"]))
         for b in range(steps_per_epoch):
             idx = order[b * BATCH:(b + 1) * BATCH]
-            p, o, v = step(p, o, jnp.asarray(d["xtr"][idx]), jnp.asarray(d["y_train"][idx]), ym, ys)
+            batch = (jnp.asarray(d["xtr"][idx]), jnp.asarray(d["y_train"][idx]))
+            state, v, _ = train_step[64](state, rest, batch, step_key(0, epoch * steps_per_epoch + b))
     jax.block_until_ready(v)
     result["train_s"] = time.perf_counter() - t0
+    p = state[0]
     errs = []
     for b in range(0, len(d["xte"]), BATCH):
         pred = infer(p, jnp.asarray(d["xte"][b:b + BATCH])) * ys + ym

@@ -1,5 +1,10 @@
 """Neural operators in flax NNX (channel-last, any resolution): MgNO, resolution-convergent
-MgNO, FNO and U-NO, their layers, losses and a registry (``build_model``, ``default_hparams``)."""
+MgNO, FNO and U-NO, their layers, losses and a registry (``build_model``, ``default_hparams``).
+
+Training and applying them (docs/design.md, "The engine"): :mod:`operators.config` (recipes and
+the run configuration), :mod:`operators.step` (forward map, loss, metrics), :mod:`operators.train`
+(the run on the ``pde_data.runs`` engine), :mod:`operators.run` (``load_run``: a trained run read
+back), :mod:`operators.evaluate` and :mod:`operators.predict` (apply it to new data)."""
 
 from . import layers, losses
 from .models import FNO, UNO, MgNO, MgNOConv
@@ -24,5 +29,15 @@ __all__ = [
     "default_hparams",
     "default_padding",
     "layers",
+    "load_run",
     "losses",
 ]
+
+
+def __getattr__(name: str):
+    # lazy: ``operators.load_run(path).predict(ds)`` without importing the training stack
+    if name == "load_run":
+        from .run import load_run
+
+        return load_run
+    raise AttributeError(f"module 'operators' has no attribute {name!r}")

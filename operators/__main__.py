@@ -1,15 +1,24 @@
-"""Command line of ``operators``: ``python -m operators train|evaluate|models ...`` (DESIGN.md).
+"""Command line of ``operators``: ``python -m operators train|evaluate|predict|models ...``.
 
     python -m operators train --data FILE --model NAME --out RUN [--epochs E] [--test FILE ...]
     python -m operators evaluate --run RUN --data FILE [--json]
+    python -m operators predict --run RUN --data IN --out OUT.nc [--overwrite]
     python -m operators models
+
+Errors follow the one policy of every opbayes command (``pde_data.runs.cli``): exit status 2
+and one line naming the problem; ``--debug`` shows the traceback.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
+
+from pde_data.runs.cli import CommandParser, run_command
+
+PROG = "python -m operators"
 
 
 def _hparam(text: str) -> tuple[str, object]:
@@ -22,39 +31,75 @@ def _hparam(text: str) -> tuple[str, object]:
         return key, value
 
 
+def _int(minimum: int):
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError(
+                f"must be {'positive' if minimum == 1 else f'>= {minimum}'}, got {value}")
+        return value
+
+    parse.__name__ = "integer"
+    return parse
+
+
+def _float(positive: bool):
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+        if not math.isfinite(value) or value < 0 or (positive and value == 0):
+            raise argparse.ArgumentTypeError(
+                f"must be a {'positive' if positive else 'non-negative'} finite number, got {text}")
+        return value
+
+    parse.__name__ = "number"
+    return parse
+
+
+positive_int, nonnegative_int = _int(1), _int(0)
+positive_float, nonnegative_float = _float(True), _float(False)
+
+
 def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m operators",
-                                description="Train and evaluate neural operators (MgNO, FNO, U-NO).")
+    p = CommandParser(prog=PROG,
+                      description="Train, evaluate and apply neural operators (MgNO, FNO, U-NO).")
     sub = p.add_subparsers(dest="verb", required=True, metavar="VERB")
 
-    t = sub.add_parser("train", help="train (or resume) a run on a stored dataset",
+    t = sub.add_parser("train", help="train (or resume, or extend) a run on a stored dataset",
                        description="Train a neural operator; re-running the same command on the "
-                                   "same --out folder resumes from the last checkpoint.")
+                                   "same --out folder resumes from the last checkpoint, and with a "
+                                   "larger --epochs continues a finished run.")
     t.add_argument("--data", required=True, help="training dataset (.nc, .zarr, .mat, .h5, .pt)")
     t.add_argument("--model", required=True, help="model name (see `python -m operators models`)")
     t.add_argument("--out", required=True, help="run folder (created; resumed if it exists)")
-    t.add_argument("--epochs", type=int, help="epochs (default: 500, the papers')")
+    t.add_argument("--epochs", type=positive_int,
+                   help="epochs (default: 500, the papers'); larger on a finished run continues it")
     t.add_argument("--test", nargs="+", action="extend", default=[], metavar="FILE",
                    help="datasets evaluated at the end, each at its own resolution (PNG each)")
-    t.add_argument("--batch-size", type=int, help="global batch size (default: 8 MgNO, 20 FNO/U-NO)")
-    t.add_argument("--lr", type=float, help="peak learning rate (default: 5e-4 MgNO, 1e-3 FNO/U-NO)")
-    t.add_argument("--weight-decay", type=float, help="AdamW weight decay (default 1e-4)")
+    t.add_argument("--batch-size", type=positive_int, help="global batch size (default: 8 MgNO, 20 FNO/U-NO)")
+    t.add_argument("--lr", type=positive_float, help="peak learning rate (default: 5e-4 MgNO, 1e-3 FNO/U-NO)")
+    t.add_argument("--weight-decay", type=nonnegative_float, help="AdamW weight decay (default 1e-4)")
     t.add_argument("--schedule", choices=["onecycle", "step", "constant"],
                    help="learning-rate schedule (default: onecycle MgNO, step FNO/U-NO)")
     t.add_argument("--loss", choices=["l2", "h1"], help="relative L2 or H1 loss (default: h1 MgNO, l2 FNO/U-NO)")
     t.add_argument("--normaliser", choices=["unit", "pointwise"], help="Gaussian normaliser fitted on the train split")
     t.add_argument("--coords", action=argparse.BooleanOptionalAction, default=None,
                    help="append coordinate channels to the input (default: on for FNO/U-NO)")
-    t.add_argument("--n-train", type=int, help="training samples (default: all but the validation split)")
-    t.add_argument("--n-val", type=int, help="validation samples (default: 10%%)")
-    t.add_argument("--seed", type=int, default=0, help="seed of the initialisation, split and batch order")
-    t.add_argument("--checkpoint-every", type=int, help="steps between checkpoints (default: each epoch)")
+    t.add_argument("--n-train", type=positive_int, help="training samples (default: all but the validation split)")
+    t.add_argument("--n-val", type=nonnegative_int, help="validation samples (default: 10%%)")
+    t.add_argument("--seed", type=nonnegative_int, default=0, help="seed of the initialisation, split and batch order")
+    t.add_argument("--checkpoint-every", type=positive_int, help="steps between checkpoints (default: each epoch)")
     t.add_argument("--hparam", type=_hparam, action="append", default=[], metavar="KEY=VALUE",
                    help="model hyper-parameter (JSON value), e.g. --hparam width=32")
     t.add_argument("--inputs", help="input variables (default: the dataset's input_vars)")
     t.add_argument("--outputs", help="output variables (default: the dataset's output_vars)")
-    t.add_argument("--max-steps", type=int, help="stop (resumable) after this many global steps")
-    t.add_argument("--plot-samples", type=int, default=3, help="samples per test PNG")
+    t.add_argument("--max-steps", type=positive_int, help="stop (resumable) after this many global steps")
+    t.add_argument("--plot-samples", type=nonnegative_int, default=3, help="samples per test PNG")
     t.add_argument("--no-progress", action="store_true", help="no progress bar")
 
     e = sub.add_parser("evaluate", help="relative L2 / H1 of a run on a dataset",
@@ -62,50 +107,72 @@ def parser() -> argparse.ArgumentParser:
     e.add_argument("--run", required=True, help="run folder")
     e.add_argument("--data", required=True, help="dataset file")
     e.add_argument("--json", action="store_true", help="print one JSON object")
-    e.add_argument("--batch-size", type=int, help="evaluation batch size (default: the run's)")
+    e.add_argument("--batch-size", type=positive_int, help="evaluation batch size (default: the run's)")
     e.add_argument("--checkpoint", choices=["best", "latest"], default="best")
     e.add_argument("--plot", help="also write a PNG of a few predictions to this path")
+
+    r = sub.add_parser("predict", help="apply a run to new inputs and write the prediction",
+                       description="Predict the run's output variables from the inputs of a "
+                                   "dataset (no targets needed), at the dataset's resolution; "
+                                   "writes a dataset with the inputs, the prediction and the "
+                                   "input's coordinates and attributes.")
+    r.add_argument("--run", required=True, help="run folder")
+    r.add_argument("--data", required=True, help="dataset with the run's input variables")
+    r.add_argument("--out", required=True, help="output dataset (.nc or .zarr)")
+    r.add_argument("--overwrite", action="store_true", help="replace --out if it exists")
+    r.add_argument("--checkpoint", choices=["best", "latest"], default="best")
+    r.add_argument("--batch-size", type=positive_int, help="prediction batch size (default: the run's)")
 
     sub.add_parser("models", help="list the model names and their default hyper-parameters")
     return p
 
 
-def main(argv=None) -> int:
+def _main(argv) -> int:
     args = parser().parse_args(argv)
-    try:
-        if args.verb == "train":
-            from operators.train import train
+    if args.verb == "train":
+        from operators.train import train
 
-            res = train(args.data, args.model, args.out, epochs=args.epochs, tests=args.test,
-                        batch_size=args.batch_size, lr=args.lr, weight_decay=args.weight_decay,
-                        schedule=args.schedule, loss=args.loss, normaliser=args.normaliser,
-                        coords=args.coords, n_train=args.n_train, n_val=args.n_val, seed=args.seed,
-                        checkpoint_every=args.checkpoint_every, hparams=dict(args.hparam),
-                        inputs=args.inputs, outputs=args.outputs, max_steps=args.max_steps,
-                        plot_samples=args.plot_samples, progress=not args.no_progress)
-            print(json.dumps(res, default=str))
-        elif args.verb == "evaluate":
-            from operators.evaluate import evaluate
+        res = train(args.data, args.model, args.out, epochs=args.epochs, tests=args.test,
+                    batch_size=args.batch_size, lr=args.lr, weight_decay=args.weight_decay,
+                    schedule=args.schedule, loss=args.loss, normaliser=args.normaliser,
+                    coords=args.coords, n_train=args.n_train, n_val=args.n_val, seed=args.seed,
+                    checkpoint_every=args.checkpoint_every, hparams=dict(args.hparam),
+                    inputs=args.inputs, outputs=args.outputs, max_steps=args.max_steps,
+                    plot_samples=args.plot_samples, progress=not args.no_progress)
+        print(json.dumps(res, default=str))
+    elif args.verb == "evaluate":
+        from operators.evaluate import evaluate
 
-            res = evaluate(args.run, args.data, batch_size=args.batch_size, which=args.checkpoint,
-                           plot=bool(args.plot), plot_path=args.plot)
-            if args.json:
-                print(json.dumps(res))
-            else:
-                line = f"{res['data']}: n={res['n']} resolution={'x'.join(map(str, res['resolution']))} " \
-                       f"rel_l2={res['rel_l2']:.5g}"
-                if "rel_h1" in res:
-                    line += f" rel_h1={res['rel_h1']:.5g}"
-                print(line)
+        res = evaluate(args.run, args.data, batch_size=args.batch_size, which=args.checkpoint,
+                       plot=bool(args.plot), plot_path=args.plot)
+        if args.json:
+            print(json.dumps(res))
         else:
-            import operators
+            line = f"{res['data']}: n={res['n']} resolution={'x'.join(map(str, res['resolution']))} " \
+                   f"rel_l2={res['rel_l2']:.5g}"
+            if "rel_h1" in res:
+                line += f" rel_h1={res['rel_h1']:.5g}"
+            print(line)
+    elif args.verb == "predict":
+        from operators.predict import check_output_path, write_prediction
+        from operators.run import load_run
 
-            for name in sorted(operators.MODELS):
-                print(name, json.dumps(operators.default_hparams(name)))
-    except (ValueError, FileNotFoundError, TypeError, KeyError) as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
+        check_output_path(args.out, args.overwrite)  # before any work
+        ds = load_run(args.run, which=args.checkpoint).predict(args.data, batch_size=args.batch_size)
+        path = write_prediction(ds, args.out, overwrite=args.overwrite)
+        sizes = ", ".join(f"{d}={n}" for d, n in ds.sizes.items())
+        print(f"wrote {path}: {', '.join(map(str, ds.attrs['output_vars']))} predicted ({sizes})")
+    else:
+        from operators.registry import MODELS, default_hparams
+
+        for name in sorted(MODELS):
+            print(name, json.dumps(default_hparams(name)))
     return 0
+
+
+def main(argv=None) -> int:
+    """``python -m operators ...`` under the opbayes error policy (exit 2, one line)."""
+    return run_command(_main, argv, prog=PROG)
 
 
 if __name__ == "__main__":

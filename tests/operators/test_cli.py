@@ -1,4 +1,4 @@
-"""``python -m operators``: verbs, train and evaluate --json, clear errors."""
+"""``python -m operators``: verbs, train / evaluate --json / predict, one-line errors (exit 2)."""
 
 from __future__ import annotations
 
@@ -6,42 +6,73 @@ import json
 import subprocess
 import sys
 
+import pytest
+
 import pde_data
 from operators.__main__ import main
-from tests.operators.test_train import MODEL, ROOT, _env, small_hparams
+from tests.operators.conftest import MODEL, ROOT, cli_hparams, subprocess_env
 
 
 def test_help_lists_the_verbs():
     out = subprocess.run([sys.executable, "-m", "operators", "--help"], check=False, capture_output=True, text=True,
-                         env=_env(), cwd=ROOT, timeout=120)
+                         env=subprocess_env(), cwd=ROOT, timeout=120)
     assert out.returncode == 0
-    for verb in ("train", "evaluate", "models"):
+    for verb in ("train", "evaluate", "predict", "models"):
         assert verb in out.stdout
 
 
 def test_train_then_evaluate_json(tmp_path, capsys):
     pde_data.save(pde_data.darcy.generate(0, 20, 16), tmp_path / "train.nc")
     pde_data.save(pde_data.darcy.generate(1, 4, 11), tmp_path / "test.nc")
-    hp = [f"--hparam={k}={json.dumps(v)}" for k, v in small_hparams().items()]
     rc = main(["train", "--data", str(tmp_path / "train.nc"), "--model", MODEL, "--out", str(tmp_path / "run"),
-               "--epochs", "1", "--batch-size", "4", "--test", str(tmp_path / "test.nc"), "--no-progress", *hp])
+               "--epochs", "1", "--batch-size", "4", "--test", str(tmp_path / "test.nc"), "--no-progress",
+               *cli_hparams()])
     assert rc == 0
     res = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert res["step"] == 4 and str(tmp_path / "test.nc") in res["tests"]
     assert (tmp_path / "run" / "predictions_test.png").exists()
+    assert (tmp_path / "run" / "results.json").exists()
 
-    proc = subprocess.run([sys.executable, "-m", "operators", "evaluate", "--run", str(tmp_path / "run"),
-                           "--data", str(tmp_path / "test.nc"), "--json"],
-                          check=False, capture_output=True, text=True, env=_env(), cwd=ROOT, timeout=300)
-    assert proc.returncode == 0, proc.stderr[-2000:]
-    out = json.loads(proc.stdout)
-    assert out["rel_l2"] == res["tests"][str(tmp_path / "test.nc")]["rel_l2"]
+    assert main(["evaluate", "--run", str(tmp_path / "run"), "--data", str(tmp_path / "test.nc"), "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["rel_l2"] == pytest.approx(res["tests"][str(tmp_path / "test.nc")]["rel_l2"], rel=1e-6)
     assert out["resolution"] == [11, 11]
 
 
 def test_errors_are_one_line_and_exit_2(tmp_path, capsys):
     assert main(["evaluate", "--run", str(tmp_path), "--data", str(tmp_path / "x.nc")]) == 2
-    assert "not a run folder" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "not a run folder" in err and len(err.strip().splitlines()) == 1
     assert main(["train", "--data", str(tmp_path / "missing.nc"), "--model", MODEL, "--out",
                  str(tmp_path / "r")]) == 2
     assert "error:" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("flag, value", [("--epochs", "0"), ("--batch-size", "-4"), ("--lr", "nan"),
+                                         ("--lr", "0"), ("--max-steps", "0"), ("--epochs", "1.5"),
+                                         ("--weight-decay", "inf")])
+def test_bad_numbers_are_refused_at_the_boundary(tmp_path, capsys, flag, value):
+    rc = main(["train", "--data", str(tmp_path / "d.nc"), "--model", MODEL, "--out", str(tmp_path / "r"),
+               flag, value])
+    err = capsys.readouterr().err
+    assert rc == 2 and flag in err and len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "r").exists()
+
+
+def test_predict_batch_size_is_checked(tmp_path, capsys):
+    rc = main(["predict", "--run", str(tmp_path), "--data", "x.nc", "--out", "y.nc", "--batch-size", "0"])
+    assert rc == 2 and "--batch-size" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_predict_subprocess(trained, darcy, tmp_path):
+    out = tmp_path / "pred.nc"
+    cmd = [sys.executable, "-m", "operators", "predict", "--run", str(trained), "--data",
+           str(darcy / "test31.nc"), "--out", str(out)]
+    proc = subprocess.run(cmd, check=False, capture_output=True, text=True, env=subprocess_env(),
+                          cwd=ROOT, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "wrote" in proc.stdout and pde_data.load(out)["u"].shape == (8, 31, 31)
+    again = subprocess.run(cmd, check=False, capture_output=True, text=True, env=subprocess_env(),
+                           cwd=ROOT, timeout=300)
+    assert again.returncode == 2 and "exists" in again.stderr

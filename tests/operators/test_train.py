@@ -1,86 +1,68 @@
-"""Training loop: run folder contents, exact resume after a crash, data parallelism, defaults."""
+"""Training on the engine: run folder contents, resume, extension, data parallelism, defaults."""
 
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
-from pathlib import Path
+import time
 
 import numpy as np
 import pytest
 
 import pde_data
+from pde_data.runs import Run, RunError
+from tests.operators.conftest import (
+    MODEL,
+    ROOT,
+    assert_same_params,
+    cli_hparams,
+    subprocess_env,
+    train_small,
+)
 
-ROOT = Path(__file__).resolve().parents[2]
-MODEL = "fno"
-SMALL = {"fno": {"width": 8, "modes": 4, "n_layers": 2}}
 
-
-def small_hparams(model: str = MODEL) -> dict:
-    """The model's defaults shrunk to a few hundred parameters (keys the model knows only)."""
-    import operators
-
-    hp = operators.default_hparams(model)
-    return {k: v for k, v in SMALL.get(model, {}).items() if k in hp}
+def _epoch_rows(run) -> list[dict]:
+    return [r for r in Run(run).read_metrics() if "loss" in r]
 
 
 @pytest.fixture(scope="module")
-def darcy(tmp_path_factory):
-    """40 Darcy samples at 16x16 (train) and 8 at 31x31 (test at another resolution)."""
-    d = tmp_path_factory.mktemp("data")
-    pde_data.save(pde_data.darcy.generate(0, 40, 16), d / "train.nc")
-    pde_data.save(pde_data.darcy.generate(1, 8, 31), d / "test31.nc")
-    return d
-
-
-def _params(run) -> list[np.ndarray]:
-    import jax
-    from flax import nnx
-
-    from operators.train import restore_params
-    from pde_data.runs import Run
-
-    r = Run(run)
-    _, params, _ = restore_params(r, r.read_config(), which="latest")
-    r.close()
-    return [np.asarray(v) for v in jax.tree_util.tree_leaves(nnx.to_pure_dict(params))]
-
-
-def _env(**extra):
-    path = os.pathsep.join(p for p in (str(ROOT), os.environ.get("PYTHONPATH", "")) if p)
-    env = {k: v for k, v in os.environ.items() if k != "XLA_FLAGS"}
-    env.update(OPBAYES_PROGRESS="0", PYTHONPATH=path, **extra)
-    return env
+def whole(darcy, tmp_path_factory):
+    """Two uninterrupted epochs (9 steps each) at a constant learning rate."""
+    out = tmp_path_factory.mktemp("whole") / "run"
+    train_small(darcy / "train.nc", out, epochs=2, schedule="constant", checkpoint_every=3)
+    return out
 
 
 def test_train_writes_run_and_evaluates_tests(darcy, tmp_path):
     from operators.evaluate import evaluate
-    from operators.train import load_run
+    from operators.run import load_run
+    from operators.step import forward
 
     out = tmp_path / "run"
     res = train_small(darcy / "train.nc", out, epochs=2, tests=[darcy / "test31.nc"])
     cfg = json.loads((out / "config.json").read_text())
     assert cfg["model"] == MODEL and cfg["in_channels"] == 1 and cfg["out_channels"] == 1
     assert cfg["input_positive"] == [True]  # the Darcy coefficient is 3 or 12
-    rows = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
-    epochs = [r for r in rows if "epoch" in r]
-    assert [r["epoch"] for r in epochs] == [1, 2]
-    assert all(np.isfinite(r["train_loss"]) and np.isfinite(r["val_rel_l2"]) for r in epochs)
+    assert cfg["output_layout"]["u"]["dims"] == ["x", "y"]
+    rows = _epoch_rows(out)
+    assert [r["epoch"] for r in rows] == [1, 2] and [r["step"] for r in rows] == [9, 18]
+    assert all(np.isfinite(r["loss"]) and np.isfinite(r["val_rel_l2"]) for r in rows)
+    assert {"grad_norm", "lr", "seconds", "steps_per_s"} <= set(rows[0])
     test = res["tests"][str(darcy / "test31.nc")]
     assert test["resolution"] == [31, 31] and test["n"] == 8
+    assert res["step"] == 18 and not res["stopped"] and res["best_epoch"] in (1, 2)
+    assert json.loads((out / "results.json").read_text())["tests"][str(darcy / "test31.nc")] == test
     assert (out / "predictions_test31.png").stat().st_size > 10_000
     assert (out / "best" / "checkpoints").is_dir() and (out / "normalisers_y.npz").exists()
 
     # the metric against an independent numpy computation from load_run's model
-    model, norms, config = load_run(out)
+    loaded = load_run(out)
     ds = pde_data.load(darcy / "test31.nc")
     a = ds["a"].values[..., None].astype(np.float32)
     u = ds["u"].values[..., None].astype(np.float32)
-    from operators.train import prepare_input
-
-    pred = np.asarray(norms["y"].decode(model(prepare_input(a, norms["x"], config["coords"], config["periodic"]))))
+    pred = np.asarray(forward(loaded.model, a, loaded.normalisers, loaded.config["coords"],
+                              loaded.config["periodic"]))
     w = np.ones(31)
     w[[0, -1]] = 0.5  # trapezoid rule on the node grid
     w2 = np.outer(w, w)[None, :, :, None]
@@ -91,56 +73,89 @@ def test_train_writes_run_and_evaluates_tests(darcy, tmp_path):
     assert 0 < again["rel_h1"] and np.isfinite(again["rel_h1"])
 
 
-def train_small(data, out, **kw):
-    from operators.train import train
+def test_stop_and_resume_gives_identical_parameters(darcy, whole, tmp_path):
+    """Stopped mid-epoch (``max_steps``) and resumed == uninterrupted, bit for bit (the engine
+    tests exact resume in depth; this checks operators' batch stream and loss keep it)."""
+    kw = {"epochs": 2, "schedule": "constant", "checkpoint_every": 3}
+    first = train_small(darcy / "train.nc", tmp_path / "stopped", max_steps=5, **kw)
+    assert first["step"] == 5 and first["stopped"] and not first["tests"]
+    assert train_small(darcy / "train.nc", tmp_path / "stopped", max_steps=5, **kw)["step"] == 5
+    assert train_small(darcy / "train.nc", tmp_path / "stopped", **kw)["step"] == 18
+    assert_same_params(tmp_path / "stopped", whole)
+    assert [r["step"] for r in _epoch_rows(tmp_path / "stopped")] == [9, 18]
 
-    kw.setdefault("batch_size", 4)
-    return train(data, MODEL, out, hparams=small_hparams(), progress=False, **kw)
+
+def test_finished_run_extends_with_larger_epochs(darcy, whole, tmp_path):
+    """The same command with a larger --epochs continues a finished run (here to the
+    parameters of a run trained that long at once); a smaller one is refused."""
+    kw = {"schedule": "constant", "checkpoint_every": 3}
+    one = train_small(darcy / "train.nc", tmp_path / "ext", epochs=1, **kw)
+    assert one["step"] == 9 and not one["stopped"]
+    two = train_small(darcy / "train.nc", tmp_path / "ext", epochs=2, **kw)
+    assert two["step"] == 18
+    assert json.loads((tmp_path / "ext" / "config.json").read_text())["epochs"] == 2
+    assert_same_params(tmp_path / "ext", whole)
+    assert [r["epoch"] for r in _epoch_rows(tmp_path / "ext")] == [1, 2]
+    with pytest.raises(RunError, match="grow"):
+        train_small(darcy / "train.nc", tmp_path / "ext", epochs=1, **kw)
 
 
-def test_stop_and_resume_gives_identical_parameters(darcy, tmp_path):
-    """Stopped mid-epoch (``max_steps``) and resumed == uninterrupted, bit for bit."""
-    first = train_small(darcy / "train.nc", tmp_path / "stopped", epochs=2, max_steps=5)
-    assert first["step"] == 5 and not first["tests"]
-    assert train_small(darcy / "train.nc", tmp_path / "stopped", epochs=2)["step"] == 18
-    train_small(darcy / "train.nc", tmp_path / "whole", epochs=2)
-    for a, b in zip(_params(tmp_path / "stopped"), _params(tmp_path / "whole"), strict=True):
-        np.testing.assert_array_equal(a, b)
+def test_changed_configuration_is_refused(darcy, whole):
+    with pytest.raises(RunError, match="lr"):
+        train_small(darcy / "train.nc", whole, epochs=2, schedule="constant", checkpoint_every=3,
+                    lr=1e-2)
+
+
+def test_run_of_an_older_version_is_refused_with_the_reason(darcy, tmp_path):
+    old = tmp_path / "old"
+    old.mkdir()
+    (old / "config.json").write_text(json.dumps({"version": 1, "model": MODEL}))
+    with pytest.raises(RunError, match="version 1"):
+        train_small(darcy / "train.nc", old, epochs=1)
 
 
 @pytest.mark.slow
 def test_resume_after_kill_gives_identical_parameters(darcy, tmp_path):
-    """A CLI run hard-killed mid-epoch (os._exit after global step 7, last checkpoint at step
-    6) and resumed ends with exactly the parameters of an uninterrupted run."""
-    hp = [f"--hparam={k}={json.dumps(v)}" for k, v in small_hparams().items()]
-    cmd = [sys.executable, "-m", "operators", "train", "--data", str(darcy / "train.nc"), "--model", MODEL,
-           "--out", str(tmp_path / "killed"), "--epochs", "2", "--batch-size", "4",
-           "--checkpoint-every", "3", "--no-progress", *hp]
-    proc = subprocess.run(cmd, env=_env(OPBAYES_ABORT_AFTER_STEP="7"), check=False, capture_output=True, text=True,
-                          timeout=300, cwd=ROOT)
-    assert proc.returncode == 75, proc.stderr[-2000:]
-    from pde_data.runs import Run
-
-    assert Run(tmp_path / "killed").latest_step() == 6  # 9 steps per epoch: killed mid-epoch 1
-    res = train_small(darcy / "train.nc", tmp_path / "killed", epochs=2, checkpoint_every=3)
-    assert res["step"] == 18
-    train_small(darcy / "train.nc", tmp_path / "whole", epochs=2, checkpoint_every=3)
-    for a, b in zip(_params(tmp_path / "killed"), _params(tmp_path / "whole"), strict=True):
-        np.testing.assert_array_equal(a, b)
-    # a changed configuration on the same folder is refused, naming the key
-    with pytest.raises(ValueError, match="lr"):
-        train_small(darcy / "train.nc", tmp_path / "whole", epochs=2, checkpoint_every=3, lr=1e-2)
+    """A CLI run killed from outside (SIGKILL once its first checkpoint is written) and re-run
+    with the same command ends with exactly the parameters of an uninterrupted run."""
+    args = ["--data", str(darcy / "train.nc"), "--model", MODEL, "--epochs", "12", "--batch-size",
+            "4", "--checkpoint-every", "3", "--schedule", "constant", "--no-progress", *cli_hparams()]
+    cmd = [sys.executable, "-m", "operators", "train", *args]
+    killed = tmp_path / "killed"
+    proc = subprocess.Popen([*cmd, "--out", str(killed)], env=subprocess_env(), cwd=ROOT,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        deadline = time.time() + 300
+        while time.time() < deadline and proc.poll() is None:
+            if (killed / "checkpoints" / "3").is_dir():
+                break
+            time.sleep(0.02)
+        assert proc.poll() is None, f"the run ended before it could be killed: {proc.stderr.read()[-2000:]}"
+        proc.kill()  # SIGKILL: no cleanup, no final checkpoint
+        proc.wait(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        proc.stderr.close()
+    step = Run(killed).latest_step()
+    assert step is not None and step < 108
+    for out in (killed, tmp_path / "whole"):
+        done = subprocess.run([*cmd, "--out", str(out)], env=subprocess_env(), cwd=ROOT,
+                              check=False, capture_output=True, text=True, timeout=600)
+        assert done.returncode == 0, done.stderr[-2000:]
+        assert json.loads(done.stdout.strip().splitlines()[-1])["step"] == 108
+    assert_same_params(killed, tmp_path / "whole")
 
 
 MULTI = """
 import json, sys
 sys.path.insert(0, {root!r})
 import jax
-from tests.operators.test_train import train_small
+from tests.operators.conftest import train_small
 assert jax.local_device_count() == {n}, jax.local_devices()
 res = train_small({data!r}, {out!r}, epochs=2, n_val=4, batch_size=8)
-rows = [json.loads(l) for l in open({out!r} + "/metrics.jsonl") if '"epoch"' in l]
-print(json.dumps([[r["train_loss"], r["val_rel_l2"]] for r in rows]))
+rows = [json.loads(l) for l in open({out!r} + "/metrics.jsonl") if '"loss"' in l]
+print(json.dumps([[r["loss"], r["val_rel_l2"]] for r in rows]))
 """
 
 
@@ -149,7 +164,7 @@ def test_four_devices_give_the_loss_of_one(darcy, tmp_path):
     out = {}
     for n in (1, 4):
         code = MULTI.format(root=str(ROOT), n=n, data=str(darcy / "train.nc"), out=str(tmp_path / f"d{n}"))
-        env = _env(XLA_FLAGS=f"--xla_force_host_platform_device_count={n}") if n > 1 else _env()
+        env = subprocess_env(XLA_FLAGS=f"--xla_force_host_platform_device_count={n}") if n > 1 else subprocess_env()
         proc = subprocess.run([sys.executable, "-c", code], env=env, check=False, capture_output=True, text=True,
                               timeout=300, cwd=ROOT)
         assert proc.returncode == 0, proc.stderr[-3000:]
@@ -160,20 +175,20 @@ def test_four_devices_give_the_loss_of_one(darcy, tmp_path):
 
 
 def test_defaults_follow_the_papers():
-    import optax  # noqa: F401
-
-    from operators.train import make_schedule, train_defaults
+    from operators.config import learning_rate, make_schedule, train_defaults
 
     mg = train_defaults("mgno")
     assert (mg["lr"], mg["weight_decay"], mg["batch_size"], mg["loss"], mg["schedule"]) == (5e-4, 1e-4, 8, "h1", "onecycle")
     fno = train_defaults("fno")
     assert (fno["lr"], fno["batch_size"], fno["loss"], fno["schedule"]) == (1e-3, 20, "l2", "step")
-    one = make_schedule("onecycle", 5e-4, 1000, 10, 100)
+    one = make_schedule("onecycle", 5e-4, 1000)
     assert float(one(0)) == pytest.approx(2.5e-4)       # start at peak / 2
     assert float(one(200)) == pytest.approx(5e-4)       # peak after 20 % warm-up
     assert float(one(1000)) == pytest.approx(2.5e-6)    # end at peak / 200
-    step = make_schedule("step", 1e-3, 500 * 10, 10, 500)
+    step = make_schedule("step", 1e-3, 500 * 10)
     assert float(step(999)) == pytest.approx(1e-3) and float(step(1000)) == pytest.approx(5e-4)
+    cfg = {"schedule": "step", "lr": 1e-3, "epochs": 500, "steps_per_epoch": 10}
+    assert learning_rate(cfg, 1000) == pytest.approx(5e-4)
 
 
 def test_bad_arguments_are_named(darcy, tmp_path):
@@ -187,6 +202,12 @@ def test_bad_arguments_are_named(darcy, tmp_path):
         train(darcy / "train.nc", MODEL, tmp_path / "r3", hparams={"not_a_knob": 3}, epochs=1)
     with pytest.raises(ValueError, match="batch_size"):
         train_small(darcy / "train.nc", tmp_path / "r4", epochs=1, batch_size=100)
+    for kw, name in (({"epochs": 0}, "epochs"), ({"lr": float("nan")}, "lr"),
+                     ({"batch_size": -2}, "batch_size"), ({"max_steps": 0}, "max_steps"),
+                     ({"lr": float("inf")}, "lr"), ({"epochs": 1.5}, "epochs")):
+        with pytest.raises(ValueError, match=name):
+            train_small(darcy / "train.nc", tmp_path / "r5", **{"epochs": 1, **kw})
+    assert not (tmp_path / "r5").exists()  # refused before anything is written
 
 
 def _periodic_dataset(n=6, s=32):
@@ -204,7 +225,8 @@ def _periodic_dataset(n=6, s=32):
 def test_hparams_follow_the_training_grid(darcy):
     """Padding from the data's periodicity; ``grid_size`` (mgno) and ``base_resolution``
     (mgno-conv) from the training grid unless given."""
-    from operators.train import base_resolution_for, data_periodic, model_hparams, open_data
+    from operators.config import base_resolution_for, data_periodic, model_hparams
+    from operators.fields import open_data
 
     node = open_data(darcy / "train.nc")  # 16 x 16 node grid (15 cells)
     assert data_periodic(node) is False
@@ -230,7 +252,7 @@ def test_h1_loss_follows_the_periodicity():
     """Node grids: finite-difference H1 (the FFT would see the jump between the ends); periodic
     grids: the reference spectral HsLoss."""
     from operators import losses
-    from operators.train import loss_value
+    from operators.step import loss_value
 
     x = np.linspace(0, 1, 33)
     X, Y = np.meshgrid(x, x, indexing="ij")
@@ -273,12 +295,12 @@ def test_mgno_conv_runs_from_before_the_prolongation_option_keep_their_operator(
     """A stored mgno-conv config without ``prolongation`` (trained with the transposed
     convolution into the input grid) rebuilds that operator, not today's default."""
     import operators
-    from operators.train import build
+    from operators.run import model_from_config
 
     hp = {"width": 2, "n_layers": 1, "smoothing": [[1, 0], [2, 0]], "base_resolution": 16}
     cfg = {"model": "mgno-conv", "model_in_channels": 1, "out_channels": 1, "dim": 2, "seed": 0}
-    old = build({**cfg, "hparams": hp})
-    new = build({**cfg, "hparams": {**hp, "prolongation": "resize"}})
+    old = model_from_config({**cfg, "hparams": hp})
+    new = model_from_config({**cfg, "hparams": {**hp, "prolongation": "resize"}})
     assert old.mg[0].prolongation == "transpose" and old.mg[0].P0.h0 == old.mg[0].h0
     assert new.mg[0].prolongation == "resize" and new.mg[0].P0.h0 == 2 * new.mg[0].h0
     assert operators.default_hparams("mgno-conv")["prolongation"] == "resize"
