@@ -58,11 +58,14 @@ def run_pair(model: str, data: str, args) -> dict:
         return res
     res.update(json.loads(p.stdout.strip().splitlines()[-1]))
     rows = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
-    times = [r["step_time"] for r in rows if r.get("step_time") == r.get("step_time")]
+    # the engine logs steps_per_s per logging interval (the first includes compilation)
+    times = [1.0 / r["steps_per_s"] for r in rows
+             if isinstance(r.get("steps_per_s"), (int, float)) and r["steps_per_s"] > 0]
     res["step_time"] = sorted(times)[len(times) // 2] if times else None  # median
     for name, dest in args.export:
         if name == f"{model}-{data}":
             p = subprocess.run([py, "-m", "neural_processes", "export", str(out), dest,
+                                "--overwrite",
                                 *(["--dest", str(Path(args.export_dest) / dest)]
                                   if args.export_dest else [])],
                                capture_output=True, text=True, env=env, check=False)
@@ -114,7 +117,8 @@ def main(argv=None) -> int:
     p.add_argument("--datasets", default=",".join(DATASETS))
     p.add_argument("--plots", action="store_true")
     p.add_argument("--export", default="", help="RUN=NAME,... e.g. anp-rbf=anp-rbf")
-    p.add_argument("--export-dest", default=None)
+    p.add_argument("--export-dest", default=None,
+                   help="folder of the exports (default ./exports, one NAME folder each)")
     p.add_argument("--results", default="bench/np_results.json")
     args = p.parse_args(argv)
     args.export = [tuple(s.split("=")) for s in args.export.split(",") if s]

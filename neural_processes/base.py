@@ -1,6 +1,6 @@
 """The shared skeleton of every model: the deterministic context encoder (mean pooling for
 CNP-style models, self- and cross-attention for attentive ones, Kim et al. 2019), the Gaussian
-decoder, and the public ``predict`` / ``log_likelihood`` interface of DESIGN.md."""
+decoder, and the public ``predict`` / ``log_likelihood`` interface of docs/design.md."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
-from neural_processes.batch import NPBatch, check_point_sets
+from neural_processes.inputs import check_point_sets
 from neural_processes.layers import MLP, MultiHeadAttention, SelfAttention, masked_mean
 from neural_processes.likelihood import (
     gaussian_logpdf,
@@ -20,6 +20,7 @@ from neural_processes.likelihood import (
     mixture_moments,
     std_from_raw,
 )
+from pde_data.points import PointSets
 
 
 class ContextRep(NamedTuple):
@@ -107,7 +108,7 @@ def _pointwise_loglik(model, xc, yc, mc, xt, yt, key, num_samples):
 class NeuralProcess(nnx.Module):
     """Base of every model. Subclasses define ``predictive`` (per-sample Gaussians at the
     targets, shape ``(samples, batch, n_target, y_dim)``) and ``loss`` (the training objective on a
-    padded ``NPBatch``)."""
+    padded ``PointSets``)."""
 
     name: ClassVar[str] = "base"
     stochastic: ClassVar[bool] = False  # several predictive samples (latent / bootstrap / MP)
@@ -146,11 +147,11 @@ class NeuralProcess(nnx.Module):
     def predictive(self, xc, yc, mc, xt, key, num_samples: int):
         raise NotImplementedError
 
-    def loss(self, batch: NPBatch, key: jax.Array) -> tuple[jax.Array, dict]:
+    def loss(self, batch: PointSets, key: jax.Array) -> tuple[jax.Array, dict]:
         raise NotImplementedError
 
     # -- shared ---------------------------------------------------------------------------------
-    def evaluate_batch(self, batch: NPBatch, key: jax.Array, num_samples: int
+    def evaluate_batch(self, batch: PointSets, key: jax.Array, num_samples: int
                        ) -> tuple[jax.Array, jax.Array]:
         """Per-task context and target log-likelihood per point (log-mean-exp over samples at
         each point, then the mean over the task's points), conditioning on the context slots."""
@@ -192,3 +193,14 @@ class NeuralProcess(nnx.Module):
         if np.ndim(x_context) == 2:
             ll = ll[0]
         return np.asarray(ll)
+
+    def predict_dataset(self, data, n_context: int, *, num_samples: int | None = None,
+                        seed: int = 0, batch_size: int = 256):
+        """Predictions on point sets (a ``.nc`` / ``.zarr`` path or an ``xarray.Dataset`` with
+        ``x (task, point, feature)``, ``y (task, point)``): each task's first ``n_context``
+        points are its context, the mean and std at the rest come back as an
+        ``xarray.Dataset`` with the inputs' coordinates (``neural_processes.predict``)."""
+        from neural_processes.predict import predict_point_sets
+
+        return predict_point_sets(self, data, n_context, num_samples=num_samples, seed=seed,
+                                  batch_size=batch_size)

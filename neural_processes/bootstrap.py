@@ -9,8 +9,8 @@ import jax.numpy as jnp
 from flax import nnx
 
 from neural_processes.base import ContextRep, GaussianDecoder, NeuralProcess
-from neural_processes.batch import NPBatch
 from neural_processes.likelihood import gaussian_logpdf, logmeanexp, per_point_draws
+from pde_data.points import PointSets
 
 
 def dirichlet_weights(key: jax.Array, mask: jax.Array, num_samples: int) -> jax.Array:
@@ -53,7 +53,7 @@ class NeuBNP(NeuralProcess):
         mean, std, _ = self._weighted(xc, yc, mc, xt, key, num_samples)
         return mean, std
 
-    def loss(self, batch: NPBatch, key: jax.Array):
+    def loss(self, batch: PointSets, key: jax.Array):
         mean, std, w = self._weighted(batch.x, batch.y, batch.mask_context, batch.x, key,
                                       self.train_samples)
         lp = gaussian_logpdf(batch.y, mean, std)  # (K, B, N)

@@ -7,8 +7,8 @@ import jax
 from flax import nnx
 
 from neural_processes.base import GaussianDecoder, NeuralProcess
-from neural_processes.batch import NPBatch
 from neural_processes.likelihood import gaussian_logpdf, masked_point_mean
+from pde_data.points import PointSets
 
 
 class CNP(NeuralProcess):
@@ -27,7 +27,7 @@ class CNP(NeuralProcess):
         mean, std = self.decoder(xt, r)
         return mean[None], std[None]
 
-    def loss(self, batch: NPBatch, key: jax.Array):
+    def loss(self, batch: PointSets, key: jax.Array):
         mean, std = self.predictive(batch.x, batch.y, batch.mask_context, batch.x, key, 1)
         ll = masked_point_mean(gaussian_logpdf(batch.y, mean[0], std[0]), batch.mask_all)
         return -ll.mean(), {}

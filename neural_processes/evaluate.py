@@ -1,17 +1,17 @@
 """Evaluation on a fixed, seeded test set: per-point context and target log-likelihood
 (log-mean-exp over predictive samples at each point for latent, bootstrap and martingale
-models), averaged over tasks, with the standard error over tasks."""
+models), averaged over tasks, with the standard error over tasks. Reads run folders through
+``neural_processes.checkpoint`` and never imports training."""
 
 from __future__ import annotations
 
-import json
 import time
 
 import jax
 import numpy as np
 from flax import nnx
 
-from neural_processes.data import get_source
+from neural_processes.data import DATASETS, get_source, source_from_config
 
 
 @nnx.jit(static_argnames=("num_samples",))
@@ -19,13 +19,19 @@ def _eval_batch(model, batch, key, num_samples):
     return model.evaluate_batch(batch, key, num_samples)
 
 
-def evaluate_model(model, data: str, *, n_tasks: int = 3000, seed: int = 0,
+def _source(data):
+    return get_source(data) if isinstance(data, str) else data
+
+
+def evaluate_model(model, data, *, n_tasks: int = 3000, seed: int = 0,
                    num_samples: int | None = None, batch_size: int = 100,
                    progress: bool = True) -> dict:
-    """Context / target log-likelihood of ``model`` on ``n_tasks`` test tasks of ``data``."""
-    from neural_processes.train import progress_bar
+    """Context / target log-likelihood of ``model`` on ``n_tasks`` test tasks of ``data`` (a
+    dataset name, a point-set file or a ``TaskSource``)."""
+    from pde_data.runs import progress as progress_bar
 
-    source = get_source(data)
+    source = _source(data)
+    data = source.name
     if (source.x_dim, source.y_dim) != (model.x_dim, model.y_dim):
         raise ValueError(f"dataset {data!r} has x_dim={source.x_dim}, y_dim={source.y_dim}; the "
                          f"model expects x_dim={model.x_dim}, y_dim={model.y_dim}")
@@ -34,13 +40,16 @@ def evaluate_model(model, data: str, *, n_tasks: int = 3000, seed: int = 0,
     ctx, tar = [], []
     key = jax.random.key(seed + 1)
     t0 = time.perf_counter()
-    pbar = progress_bar(progress, total=len(batches), desc=f"evaluate on {data}", unit="batch")
+    pbar = (progress_bar(total=len(batches), desc=f"evaluate on {label(data)}", unit="batch")
+            if progress else None)
     for i, b in enumerate(batches):
-        pbar.update(1)
+        if pbar is not None:
+            pbar.update(1)
         c, t = _eval_batch(model, b, jax.random.fold_in(key, i), s)
         ctx.append(np.asarray(c))
         tar.append(np.asarray(t))
-    pbar.close()
+    if pbar is not None:
+        pbar.close()
     ctx, tar = np.concatenate(ctx), np.concatenate(tar)
     return {
         "data": data, "model": model.name, "n_tasks": int(ctx.size), "num_samples": s,
@@ -51,37 +60,49 @@ def evaluate_model(model, data: str, *, n_tasks: int = 3000, seed: int = 0,
     }
 
 
+def label(data: str) -> str:
+    """A dataset's name in file names and titles (a file's stem)."""
+    from pathlib import Path
+
+    return data if data in DATASETS else Path(data).stem
+
+
 def evaluate_run(run_path, *, data: str | None = None, n_tasks: int = 3000, seed: int = 0,
                  num_samples: int | None = None, plot: bool = True, progress: bool = True
                  ) -> dict:
-    """Evaluate a run folder's latest checkpoint; writes ``eval_<data>.json`` (atomic) and a
-    plot of predictions on a few test tasks, ``eval_<data>.png``."""
-    from neural_processes.train import load_run_model
-    from pde_data.runs import Run, atomic_write_bytes
+    """Evaluate a run folder's latest checkpoint on ``data`` (default: its training data, a
+    point-set file with the run's options); writes ``eval_<data>.json`` (atomic) and a plot of
+    predictions on a few test tasks, ``eval_<data>.png``."""
+    from pathlib import Path
 
-    model, config = load_run_model(run_path)
-    data = data or config["data"]
-    result = evaluate_model(model, data, n_tasks=n_tasks, seed=seed, num_samples=num_samples,
+    from neural_processes.checkpoint import load_run, read_run_config, run_step
+    from pde_data.runs import write_json
+
+    config = read_run_config(run_path)
+    source = source_from_config(config) if data is None else get_source(data)
+    model = load_run(run_path)
+    result = evaluate_model(model, source, n_tasks=n_tasks, seed=seed, num_samples=num_samples,
                             progress=progress)
-    run = Run(run_path)
-    result["step"] = run.latest_step()
-    run.close()
-    atomic_write_bytes(run.path / f"eval_{data}.json",
-                       (json.dumps(result, indent=2, sort_keys=True) + "\n").encode())
+    result["step"] = run_step(run_path)
+    name = label(source.name)
+    write_json(Path(run_path) / f"eval_{name}.json", result)
     if plot:
-        plot_predictions(model, data, run.path / f"eval_{data}.png", seed=seed)
+        plot_predictions(model, source, Path(run_path) / f"eval_{name}.png", seed=seed)
     return result
 
 
-def plot_predictions(model, data: str, path, *, seed: int = 0, n: int = 4) -> None:
+def plot_predictions(model, data, path, *, seed: int = 0, n: int = 4) -> bool:
     """Predictions on the first ``n`` test tasks: mean +- 2 std over the points for 1-D data,
-    context / mean / truth images for digits."""
+    context / mean / truth images (or scatter plots) for 2-D inputs; no plot (``False``) for
+    more input dimensions."""
+    source = _source(data)
+    if source.x_dim > 2 or source.y_dim != 1:
+        return False
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    source = get_source(data)
     b = source.test_batches(n, seed, n)[0]
     s = model.default_samples
     mean, std = nnx.jit(lambda m, b: m.predictive(b.x, b.y, b.mask_context, b.x,
@@ -127,7 +148,8 @@ def plot_predictions(model, data: str, path, *, seed: int = 0, n: int = 4) -> No
                 axes[r, i].set_yticks([])
         for r, t in enumerate(("context", "predicted mean", "truth")):
             axes[r, 0].set_ylabel(t)
-    fig.suptitle(f"{model.name} on {data}")
+    fig.suptitle(f"{model.name} on {label(source.name)}")
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
+    return True

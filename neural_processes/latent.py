@@ -8,9 +8,9 @@ import jax.numpy as jnp
 from flax import nnx
 
 from neural_processes.base import GaussianDecoder, NeuralProcess
-from neural_processes.batch import NPBatch
 from neural_processes.layers import MLP, SelfAttention, masked_mean
 from neural_processes.likelihood import gaussian_logpdf
+from pde_data.points import PointSets
 
 
 class LatentEncoder(nnx.Module):
@@ -63,7 +63,7 @@ class NP(NeuralProcess):
         z = mu + s * jax.random.normal(key, (num_samples, *mu.shape))
         return self._decode(xc, yc, mc, xt, z)
 
-    def loss(self, batch: NPBatch, key: jax.Array):
+    def loss(self, batch: PointSets, key: jax.Array):
         m_all = batch.mask_all
         mu_d, s_d = self.latent(batch.x, batch.y, m_all)
         mu_c, s_c = self.latent(batch.x, batch.y, batch.mask_context)

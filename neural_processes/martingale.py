@@ -53,9 +53,9 @@ import jax.numpy as jnp
 from flax import nnx
 
 from neural_processes.base import ContextRep, GaussianDecoder, NeuralProcess, concat_reps
-from neural_processes.batch import NPBatch
 from neural_processes.layers import ISAB
 from neural_processes.likelihood import gaussian_logpdf, logmeanexp, per_point_draws
+from pde_data.points import PointSets
 
 
 class PseudoContextGenerator(nnx.Module):
@@ -132,7 +132,7 @@ class MPNP(NeuralProcess):
         rep = self.det.represent(xc, yc, mc)
         return self._decode(concat_reps(rep, self.pseudo_contexts(rep, key, num_samples)), xt)
 
-    def loss_terms(self, batch: NPBatch, rep: ContextRep, pseudo: ContextRep
+    def loss_terms(self, batch: PointSets, rep: ContextRep, pseudo: ContextRep
                    ) -> tuple[jax.Array, jax.Array, jax.Array]:
         """Per-task ``(L_marg, L_amort, L_pseudo)``, each divided by the task's number of real
         points (see the module docstring; ``L_pseudo`` averages over the ``K`` sets as
@@ -154,7 +154,7 @@ class MPNP(NeuralProcess):
             l_pseudo = -logmeanexp(ll_pseudo, axis=0) / n
         return l_marg, l_amort, l_pseudo
 
-    def loss(self, batch: NPBatch, key: jax.Array):
+    def loss(self, batch: PointSets, key: jax.Array):
         """``mean_tasks (L_marg + L_amort + L_pseudo) / |D|`` with ``train_samples`` generated
         pseudo-context sets drawn from ``key``; aux: the three terms averaged over tasks."""
         rep = self.det.represent(batch.x, batch.y, batch.mask_context)

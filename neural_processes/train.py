@@ -1,40 +1,46 @@
-"""Training loop: tasks are sampled inside the jitted step from ``fold_in(key(seed), step)``,
-so a run is a pure function of its config and resumes exactly from its last checkpoint.
+"""Training on the one engine of opbayes (``pde_data.runs.loop.fit``).
 
-A run is a folder (``pde_data.runs.Run``): ``config.json`` (model + data + optimiser),
-orbax checkpoints of ``{"model", "opt"}``, ``metrics.jsonl`` (loss and step time every
-``log_every`` steps) and ``loss.png``. Re-running the same command on the folder resumes.
+What is the neural processes' own: the run config (:func:`make_config`: the model's config, the
+data, the budget and Adam with a cosine decay to 0, the NPF benchmark recipe), the loss (each
+model's ``loss(batch, key)``, :func:`loss`) and the batch stream (the task source's ``sample``
+through ``pde_data.points.stream``, :func:`batch_stream`). The engine does the rest: one jitted
+step, exact resume from the run folder's latest checkpoint, checkpoint cadence, the metrics log,
+the time limit and the progress bar.
+
+A run is a folder: ``config.json``, the engine's orbax checkpoints (``params`` / ``opt``),
+``metrics.jsonl`` and ``loss.png``. Re-running the same command on the folder resumes it; the
+same command with a larger ``--steps`` continues a finished run (the learning-rate schedule is
+then stretched over the new number of steps).
 """
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
-import jax
-import jax.numpy as jnp
-import optax
-from flax import nnx
-
-from neural_processes.data import get_source
+from neural_processes.checkpoint import RUN_VERSION, build
+from neural_processes.data import FileSource, get_source, source_from_config
 from neural_processes.models import MODELS, build_model
+
+__all__ = ["MODEL_KEYS", "batch_stream", "loss", "make_config", "plot_loss", "train"]
 
 MODEL_KEYS = ("width", "enc_depth", "dec_depth", "heads", "min_std", "train_samples",
               "n_inducing", "noise_dim", "pseudo_average")
 
 
 def make_config(model: str, data: str, *, steps: int = 2000, batch_size: int = 16,
-                lr: float = 5e-4, seed: int = 0, **model_kw: Any) -> dict:
-    """The run config: ``model`` (the model's own config), ``data``, ``steps``, ``batch_size``,
-    ``lr``, ``seed``. Unknown names and non-positive sizes raise ``ValueError``."""
+                lr: float = 5e-4, seed: int = 0, data_options: dict | None = None,
+                **model_kw: Any) -> dict:
+    """The run config: ``model`` (the model's own config), ``data`` (a built-in dataset or a
+    point-set file, stored as an absolute path with its ``data_options``), ``steps``,
+    ``batch_size``, ``lr``, ``seed``. Unknown names and non-positive sizes raise ``ValueError``."""
     if model not in MODELS:
         raise ValueError(f"unknown model {model!r}; available: {', '.join(sorted(MODELS))}")
     for k, v in {"steps": steps, "batch_size": batch_size}.items():
-        if int(v) != v or v < 1:
+        if isinstance(v, bool) or int(v) != v or v < 1:
             raise ValueError(f"{k} must be a positive integer, got {v!r}")
     if not lr > 0:
         raise ValueError(f"lr must be positive, got {lr}")
-    source = get_source(data)
+    source = get_source(data, **(data_options or {}))
     kw = {k: v for k, v in model_kw.items() if v is not None}
     bad = set(kw) - set(MODEL_KEYS)
     if bad:
@@ -46,113 +52,76 @@ def make_config(model: str, data: str, *, steps: int = 2000, batch_size: int = 1
         kw.pop("noise_dim", None)
         kw.pop("pseudo_average", None)
     net = build_model({"model": model, "x_dim": source.x_dim, "y_dim": source.y_dim, **kw})
-    return {"model": net.config(), "data": data, "steps": int(steps),
-            "batch_size": int(batch_size), "lr": float(lr), "seed": int(seed)}
+    config = {"version": RUN_VERSION, "model": net.config(), "data": source.name,
+              "steps": int(steps), "batch_size": int(batch_size), "lr": float(lr),
+              "seed": int(seed)}
+    if isinstance(source, FileSource):
+        config["data_options"] = source.options()
+    return config
 
 
-def build(config: dict):
-    """Model and optimiser (Adam, cosine decay of the learning rate to 0, as in the NPF
-    benchmark recipe) for a run config."""
-    model = build_model(config["model"], seed=config["seed"])
+def optimizer(config: dict):
+    """Adam with the learning rate decayed to 0 over ``steps`` (cosine); returns ``(tx,
+    schedule)``."""
+    import optax
+
     schedule = optax.cosine_decay_schedule(config["lr"], config["steps"])
-    opt = nnx.Optimizer(model, optax.adam(schedule), wrt=nnx.Param)
-    return model, opt
+    return optax.adam(schedule), schedule
 
 
-def make_step(source, batch_size: int):
-    """The jitted training step ``(model, opt, key) -> (loss, aux)``: samples a batch from
-    ``key``, shards it over the local devices, differentiates the model's loss, updates."""
-    n_dev = jax.device_count()
-    sharding = None
-    if n_dev > 1 and batch_size % n_dev == 0:
-        from pde_data.sharding import batch_sharding
+def loss(model, batch, key):
+    """The engine's ``LossFn``: the model's own training objective on a ``PointSets`` batch."""
+    return model.loss(batch, key)
 
-        sharding = batch_sharding()
 
-    @nnx.jit
-    def step(model, opt, key):
-        k_data, k_model = jax.random.split(key)
-        batch = source.sample(k_data, batch_size)
-        if sharding is not None:
-            batch = jax.lax.with_sharding_constraint(batch, sharding)
+def batch_stream(source, batch_size: int, seed: int):
+    """The engine's ``batches(start)``: step ``i`` samples ``batch_size`` tasks from a key that
+    is a pure function of ``(seed, i)`` (``pde_data.points.stream``)."""
+    from pde_data.points import stream
 
-        def loss_fn(m):
-            return m.loss(batch, k_model)
-
-        (loss, aux), grads = nnx.value_and_grad(loss_fn, has_aux=True)(model)
-        opt.update(model, grads)
-        return loss, aux
-
-    return step
+    return stream(lambda key: source.sample(key, batch_size), seed)
 
 
 def train(out, config: dict, *, log_every: int = 50, ckpt_every: int = 500,
           time_limit: float | None = None, progress: bool = True) -> dict:
-    """Train (or resume) the run in folder ``out``. ``time_limit`` (seconds) stops early after a
-    checkpoint; re-running continues. Returns the last logged metrics."""
-    from pde_data.runs import Run
+    """Train (resume, or extend with a larger ``steps``) the run in folder ``out``.
+    ``time_limit`` (seconds) stops early after a checkpoint; re-running continues. Returns the
+    last metrics row with ``step``, ``stopped``, ``resumed_from`` and ``n_params``."""
+    from pde_data.runs import Run, RunError
+    from pde_data.runs.loop import Loop, fit
 
+    if config.get("version") != RUN_VERSION:
+        raise ValueError(f"config version {config.get('version')!r} is not {RUN_VERSION}: make "
+                         "it with neural_processes.train.make_config")
+    source = source_from_config(config)  # a bad data file fails before the folder is made
     run = Run(out)
-    resumed = run.ensure_config(config)
-    model, opt = build(config)
-    start = 0
-    if resumed and run.latest_step() is not None:
-        state, _ = run.restore({"model": nnx.state(model), "opt": nnx.state(opt)})
-        nnx.update(model, state["model"])
-        nnx.update(opt, state["opt"])
-        start = run.latest_step()
-    steps = config["steps"]
-    source = get_source(config["data"])
-    step = make_step(source, config["batch_size"])
-    base = jax.random.key(config["seed"])
-    t0 = time.perf_counter()
-    last: dict = {}
-    losses: list = []
-    t_mark, n_mark = None, 0
-    pbar = progress_bar(progress, total=steps, initial=start, unit="step",
-                        desc=f"{config['model']['model']} on {config['data']}")
-    i = start
-    for i in range(start, steps):
-        loss, aux = step(model, opt, jax.random.fold_in(base, i))
-        losses.append(loss)
-        if i == start:  # first step compiles: time from the second one on
-            jax.block_until_ready(loss)
-            t_mark, n_mark = time.perf_counter(), 0
-        else:
-            n_mark += 1
-        pbar.update(1)
-        done = i + 1 == steps
-        if (i + 1) % log_every == 0 or done:
-            jax.block_until_ready(loss)
-            now = time.perf_counter()
-            step_time = (now - t_mark) / n_mark if n_mark else float("nan")
-            last = {"step": i + 1, "loss": float(jnp.mean(jnp.stack(losses))),
-                    "step_time": step_time, **{k: float(v) for k, v in aux.items()}}
-            run.log(**last)
-            pbar.set_postfix(loss=f"{last['loss']:.3f}")
-            losses, t_mark, n_mark = [], now, 0
-        out_of_time = time_limit is not None and time.perf_counter() - t0 > time_limit
-        if (i + 1) % ckpt_every == 0 or done or out_of_time:
-            run.save(i + 1, {"model": nnx.state(model), "opt": nnx.state(opt)},
-                     extra={"step": i + 1})
-            t_mark, n_mark = time.perf_counter(), 0
-        if out_of_time:
-            break
-    pbar.close()
-    plot_loss(run)
-    run.close()
-    return last
+    try:
+        if run.has_config() and run.read_config().get("version") != RUN_VERSION:
+            raise RunError(f"{run.path} was written by an older neural_processes (checkpoint "
+                           "items 'model' / 'opt' of nnx.state; runs now use the pde_data.runs "
+                           "engine's 'params' / 'opt'); train it again in a new --out folder")
+        run.ensure_config(config, extendable=("steps",))
+        tx, schedule = optimizer(config)
+        loop = Loop(total_steps=config["steps"], seed=config["seed"],
+                    checkpoint_every=ckpt_every, log_every=log_every, time_limit=time_limit,
+                    progress=progress, desc=f"{config['model']['model']} on {source_label(config)}")
+        _, result = fit(run, build(config), tx, loss,
+                        batch_stream(source, config["batch_size"], config["seed"]), loop,
+                        lr=schedule)
+        plot_loss(run)
+        row = result.last_row or next(
+            (r for r in reversed(run.read_metrics()) if "loss" in r), {})
+    finally:
+        run.close()
+    return {**row, "step": result.step, "loss": row.get("loss", result.loss),
+            "stopped": result.stopped, "resumed_from": result.resumed_from,
+            "n_params": result.n_params}
 
 
-def progress_bar(enabled: bool, **kw):
-    """The shared tqdm bar (rate + ETA) or, when disabled, a silent one."""
-    if enabled:
-        from pde_data.runs import progress
+def source_label(config: dict) -> str:
+    from pathlib import Path
 
-        return progress(**kw)
-    from tqdm.auto import tqdm
-
-    return tqdm(disable=True, **kw)
+    return Path(config["data"]).name if config.get("data_options") else config["data"]
 
 
 def plot_loss(run) -> None:
@@ -172,18 +141,3 @@ def plot_loss(run) -> None:
     fig.tight_layout()
     fig.savefig(run.path / "loss.png", dpi=110)
     plt.close(fig)
-
-
-def load_run_model(run_path, step: int | None = None):
-    """The model of a run folder at ``step`` (default: its latest checkpoint) and its config."""
-    from pde_data.runs import Run, RunError
-
-    run = Run(run_path)
-    config = run.read_config()
-    if "model" not in config or "data" not in config:
-        raise RunError(f"{run.path} is not a neural_processes run (config has no model/data)")
-    model, opt = build(config)
-    state, _ = run.restore({"model": nnx.state(model), "opt": nnx.state(opt)}, step=step)
-    nnx.update(model, state["model"])
-    run.close()
-    return model, config

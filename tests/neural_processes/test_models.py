@@ -7,9 +7,9 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from neural_processes.batch import NPBatch
 from neural_processes.likelihood import gaussian_logpdf, logmeanexp, mixture_moments
 from neural_processes.models import MODELS, build_model
+from pde_data.points import PointSets
 
 SMALL = {"width": 16, "enc_depth": 2, "dec_depth": 2, "heads": 2}
 
@@ -67,10 +67,10 @@ def test_loss_ignores_padding(name):
     xc, yc, xt, yt = data(nc=6, nt=6)
     x, y = np.concatenate([xc, xt], 1), np.concatenate([yc, yt], 1)
     mc = np.concatenate([np.ones((3, 6)), np.zeros((3, 6))], 1).astype(np.float32)
-    b1 = NPBatch(x, y, mc, 1 - mc)
+    b1 = PointSets(x, y, mc, 1 - mc)
     pad = lambda a, v: np.concatenate([a, np.full((3, 3, a.shape[-1]), v, np.float32)], 1)
     zeros = np.zeros((3, 3), np.float32)
-    b2 = NPBatch(pad(x, 7.0), pad(y, -9.0), np.concatenate([mc, zeros], 1),
+    b2 = PointSets(pad(x, 7.0), pad(y, -9.0), np.concatenate([mc, zeros], 1),
                  np.concatenate([1 - mc, zeros], 1))
     key = jax.random.key(0)
     np.testing.assert_allclose(model.loss(b1, key)[0], model.loss(b2, key)[0], rtol=1e-5)

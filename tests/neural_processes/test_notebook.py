@@ -4,11 +4,12 @@ from pathlib import Path
 
 import pytest
 
-from neural_processes.pretrained import available
+from neural_processes.checkpoint import available
 
 NOTEBOOK = Path(__file__).parents[2] / "notebooks" / "np_few_shot.ipynb"
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not {"anp-rbf", "mpanp-rbf"} <= set(available()),
                     reason="shipped checkpoints anp-rbf / mpanp-rbf missing")
 def test_notebook_executes():

@@ -1,38 +1,15 @@
-"""Padded, fixed-size neural-process tasks: every task of a batch lives in ``n_max`` slots with a
-context mask and a target mask, so one compiled step serves every context size.
+"""Checks of the public ``predict`` / ``log_likelihood`` inputs: point sets given as arrays
+``(batch, n_points, features)`` (or unbatched ``(n_points, features)``).
 
-``x: (batch, n_max, x_dim)``, ``y: (batch, n_max, y_dim)``, ``mask_context`` and
-``mask_target``: ``(batch, n_max)`` floats in {0, 1}; the two masks are disjoint and slots in
-neither are padding. Training losses use every real point (context and target, the usual NP
-convention); evaluation reports context and target log-likelihood separately.
+Training and evaluation batches are ``pde_data.points.PointSets`` (padded tasks with context and
+target masks); this module is only about what a user hands to a model.
 """
 
 from __future__ import annotations
 
-from typing import NamedTuple
-
-import jax
-import jax.numpy as jnp
 import numpy as np
 
-
-class NPBatch(NamedTuple):
-    x: jax.Array
-    y: jax.Array
-    mask_context: jax.Array
-    mask_target: jax.Array
-
-    @property
-    def mask_all(self) -> jax.Array:
-        return jnp.maximum(self.mask_context, self.mask_target)
-
-
-def prefix_masks(n_context: jax.Array, n_target: jax.Array, n_max: int) -> tuple[jax.Array, jax.Array]:
-    """Masks putting each task's ``n_context`` context points first, then ``n_target`` targets."""
-    idx = jnp.arange(n_max)
-    ctx = idx[None, :] < n_context[:, None]
-    tar = (idx[None, :] >= n_context[:, None]) & (idx[None, :] < (n_context + n_target)[:, None])
-    return ctx.astype(jnp.float32), tar.astype(jnp.float32)
+__all__ = ["check_point_sets"]
 
 
 def check_point_sets(x_dim: int, y_dim: int, x_context, y_context, x_target,
