@@ -3,8 +3,9 @@
 For each checkpoint (the three run side by side when ``--parallel``): a short probe run
 measures steps per second, the step count that fits the budget is chosen, then the real
 ``python -m pfn train`` command runs (printed, so the README can quote it exactly) and
-``python -m pfn export`` writes the checkpoint to ``--dest/<name>``. A train command that
-overruns ``--deadline`` is stopped and its latest checkpoint exported (reported as such).
+``python -m pfn export RUN NAME --dest DEST/NAME --overwrite`` writes the shipped model (format
+v2; ``--dest pfn/checkpoints`` replaces the shipped ones of a source checkout). A train command
+that overruns ``--deadline`` is stopped and its latest checkpoint exported (reported as such).
     python bench/pfn_gpu_train.py --budget 300 --runs /tmp/pfn_runs --dest pfn/checkpoints
 """
 
@@ -60,15 +61,18 @@ def _job(name, args, summary):
     run([py, "-m", "pfn", "train", *base, "--out", probe, "--steps", "60", "--log-every", "20",
          "--checkpoint-every", "1000"], env)
     with open(os.path.join(probe, "metrics.jsonl")) as f:
-        rows = [json.loads(line) for line in f]
-    rate = (rows[-1]["step"] - rows[0]["step"]) / (rows[-1]["time"] - rows[0]["time"])
+        rows = [json.loads(line) for line in f if '"step"' in line]
+    # each engine row carries its interval's steps_per_s; the first includes compilation
+    steady = rows[1:] or rows
+    rate = sum(r["steps_per_s"] for r in steady) / len(steady)
     steps = max(100, int(args.budget * rate) // 100 * 100)
     out = os.path.join(args.runs, name)
     cmd = [py, "-m", "pfn", "train", *base, "--out", out, "--steps", str(steps),
            "--warmup", str(min(500, steps // 10)), "--checkpoint-every", "100"]
     remaining = args.deadline - (time.time() - T0)
     wall, stopped = run(cmd, env, timeout=max(remaining, 10))
-    run([py, "-m", "pfn", "export", out, name, "--dest", os.path.join(args.dest, name)], env)
+    run([py, "-m", "pfn", "export", out, name, "--dest", os.path.join(args.dest, name),
+         "--overwrite"], env)
     with open(os.path.join(out, "metrics.jsonl")) as f:
         metrics = [json.loads(line) for line in f]
     summary[name] = {"steps_per_s": rate, "steps": steps, "wall_s": wall, "stopped": stopped,

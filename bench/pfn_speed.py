@@ -34,8 +34,8 @@ import numpy as np
 from flax import nnx
 
 from pde_data.priors import gp, kernels
+from pfn.checkpoint import load_shipped
 from pfn.evaluate import fit_ml2
-from pfn.export import load_checkpoint
 from pfn.model import PFN
 
 HERE = Path(__file__).parent
@@ -66,7 +66,7 @@ def main(argv=None):
     rows = []
 
     sizes = {}
-    shipped, cfg, _ = load_checkpoint("gp-rbf")
+    shipped, cfg, _ = load_shipped("gp-rbf")
     sizes["shipped gp-rbf"] = (shipped, (cfg["d_model"], cfg["n_heads"], cfg["n_layers"],
                                          cfg["d_ff"], cfg["n_outputs"]))
     paper = PFN(1, 1000, d_model=512, n_heads=4, n_layers=6, d_ff=1024, rngs=nnx.Rngs(0))

@@ -2,8 +2,9 @@
 
 A transformer trained on datasets drawn from a prior (``pde_data.priors``) approximates the
 posterior predictive in one forward pass. ``PFNRegressor`` / ``PFNClassifier`` are the
-scikit-learn style entry points; ``from_pretrained(name)`` loads a shipped checkpoint
-(``available()`` lists them). ``python -m pfn {train, evaluate, export}`` is the command line.
+scikit-learn style entry points; ``from_pretrained(name_or_folder)`` loads a shipped model
+(``available()`` lists them), an export or a run folder. ``python -m pfn {train, evaluate,
+export}`` is the command line.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ _LAZY = {
     "PFNClassifier": "pfn.estimators",
     "PFN": "pfn.model",
     "RiemannDistribution": "pfn.riemann",
-    "available": "pfn.export",
+    "available": "pfn.checkpoint",
 }
 
 
@@ -34,11 +35,12 @@ def __getattr__(name: str):
     raise AttributeError(f"module 'pfn' has no attribute {name!r}")
 
 
-def from_pretrained(name: str):
-    """The estimator for shipped checkpoint ``name`` (regressor or classifier, by its task)."""
+def from_pretrained(name_or_folder: str):
+    """The estimator (regressor or classifier, by its task) of a shipped model name
+    (``available()``), an export folder (``python -m pfn export``) or a training run folder."""
+    from pfn.checkpoint import load_any
     from pfn.estimators import PFNClassifier, PFNRegressor
-    from pfn.export import load_checkpoint
 
-    model, cfg, stats = load_checkpoint(name)
+    model, cfg, stats = load_any(name_or_folder)
     cls = PFNClassifier if cfg["task"] == "classification" else PFNRegressor
     return cls(model, cfg, stats)

@@ -1,4 +1,4 @@
-"""scikit-learn style PFN estimators (DESIGN.md): ``PFNRegressor`` and ``PFNClassifier``.
+"""scikit-learn style PFN estimators (docs/design.md): ``PFNRegressor`` and ``PFNClassifier``.
 
 ``fit`` only validates and stores the training set (the network does the inference);
 ``predict*`` runs one forward pass with the training rows as context. Inputs and targets are
@@ -68,16 +68,17 @@ class _PFNBase:
         self._forward = None
 
     @classmethod
-    def from_pretrained(cls, name: str):
-        """A shipped checkpoint (``pfn.available()``) or an exported checkpoint folder."""
-        from pfn.export import load_checkpoint
+    def from_pretrained(cls, name_or_folder: str):
+        """A shipped model (a name of ``pfn.available()``), an export folder
+        (``python -m pfn export``) or a training run folder (its latest checkpoint)."""
+        from pfn.checkpoint import load_any
 
-        return cls(*load_checkpoint(name))
+        return cls(*load_any(name_or_folder))
 
     @classmethod
     def from_run(cls, run_path: str):
         """The latest checkpoint of a training run folder."""
-        from pfn.train import load_run
+        from pfn.checkpoint import load_run
 
         return cls(*load_run(run_path))
 

@@ -21,7 +21,7 @@ import optax
 
 from pde_data.priors import gp, kernels
 from pde_data.priors.samplers import make_prior
-from pfn.export import load_any
+from pfn.checkpoint import load_any
 from pfn.riemann import RiemannDistribution
 
 
@@ -99,7 +99,7 @@ def evaluate_regression(model, cfg, stats, contexts=(2, 5, 10, 20, 50, 100), n_d
             b = min(chunk, n_datasets - start)
             key = jax.random.fold_in(jax.random.key(seed), n * 100_003 + start)
             batch = prior(key, b, n + n_targets, n)
-            x, y = batch.x, batch.y
+            x, y = batch.x, batch.y[..., 0]
             ok = np.isfinite(np.asarray(y)).all(axis=1)
             finite.append(ok)
             y = jnp.where(jnp.asarray(ok)[:, None], y, 0.0)
@@ -241,7 +241,23 @@ def summarize_tabular(rows):
     return table
 
 
+def _contexts(text: str) -> list[int]:
+    try:
+        contexts = [int(c) for c in text.split(",")]
+    except ValueError:
+        contexts = []
+    if not contexts or min(contexts) < 1:
+        raise ValueError(f"--contexts takes comma-separated positive integers, got {text!r}")
+    return contexts
+
+
 def main(args):
+    """``python -m pfn evaluate``: score ``args.model`` and print a table (or JSON)."""
+    for name in ("n_datasets", "n_targets"):
+        if getattr(args, name) < 1:
+            raise ValueError(f"--{name.replace('_', '-')} must be a positive integer, got "
+                             f"{getattr(args, name)}")
+    contexts = _contexts(args.contexts)
     model, cfg, stats = load_any(args.model)
     if cfg["task"] == "classification":
         from pfn.estimators import PFNClassifier
@@ -255,7 +271,12 @@ def main(args):
                 print(f"{r['dataset']:14s} {r['n_train']:4d} {r['method']:7s} "
                       f"{r['accuracy']:6.3f} {r['roc_auc']:6.3f} {r['ece']:6.3f}")
         return rows
-    contexts = [int(c) for c in args.contexts.split(",")]
+    if cfg.get("prior") is None:
+        raise ValueError(f"{args.model} was trained on a data file ({cfg.get('data')}), not a "
+                         "prior: evaluate scores a model on fresh datasets of its own prior")
+    if min(contexts) > cfg["max_context"]:
+        raise ValueError(f"every --contexts size exceeds the model's max_context "
+                         f"{cfg['max_context']}")
     rows = evaluate_regression(model, cfg, stats, contexts, args.n_datasets, args.n_targets,
                                args.seed)
     if args.plot:

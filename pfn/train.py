@@ -1,30 +1,40 @@
 """Prior fitting (Mueller et al. 2022, algorithm 1): minimise the NLL of held-out points of
-datasets drawn fresh from the prior at every step.
+datasets drawn fresh from the prior at every step, or of tasks drawn from a user's point-set
+file (``--data``).
 
-The prior is sampled inside the jitted step from ``fold_in(key(seed), step)`` (no host round
-trip, and a resumed run sees exactly the data it would have seen). The context size is drawn
-per batch. Adam with linear warm-up and cosine decay, global-norm clipping. The batch is
-sharded over every local device (data parallel, ``pde_data.sharding``), parameters
-replicated. The run folder (``pde_data.runs.Run``) holds config.json, borders.npz (Riemann
-bucket borders), orbax checkpoints and metrics.jsonl; re-running the command resumes.
+What is PFN's own lives here: the run configuration (:func:`build_config`, checked at the
+boundary), the loss (:func:`make_loss`, an engine ``LossFn`` over ``pde_data.points.PointSets``),
+the optimiser (Adam with linear warm-up, cosine decay and global-norm clipping; a step with a
+non-finite gradient is skipped) and the batch stream (:func:`make_batches`: the prior sampled
+inside a jitted function of ``(seed, step)`` through ``pde_data.points.stream``, the context
+size drawn per batch). The engine (``pde_data.runs.loop.fit``) does the rest: the jitted step,
+data-parallel sharding, resume, checkpoints (never of non-finite weights), metrics, progress.
+
+The run folder holds config.json, prior_stats.npz (Riemann bucket borders and the typical
+per-dataset std of y), the engine's checkpoints and metrics.jsonl. Re-running the command
+resumes; the same command with a larger ``--steps`` continues a finished run.
 """
 
 from __future__ import annotations
 
-import time
+import hashlib
+import math
+import numbers
 from functools import partial
-from typing import Any
+from pathlib import Path
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
-from flax import nnx
 
 from pde_data import sharding
+from pde_data.points import PointSetData, PointSets, load_point_sets, stream
 from pde_data.priors.samplers import make_prior
-from pde_data.runs import Run, progress
-from pfn.model import PFN
+from pde_data.runs import Run
+from pde_data.runs.loop import Loop, fit
+from pfn.checkpoint import STATS, build_model, load_any
 from pfn.riemann import RiemannDistribution, borders_from_samples
 
 DEFAULTS: dict[str, Any] = {
@@ -62,222 +72,305 @@ PRESETS: dict[str, dict[str, Any]] = {
                 "y_transform": "none"},
 }
 
+# Config keys that must agree between a run and the model it starts from (``init_from``);
+# a run on a data file may start from a model fitted to any prior.
+ARCHITECTURE = ("prior", "prior_options", "task", "num_features", "n_classes", "n_outputs",
+                "d_model", "n_heads", "n_layers", "d_ff", "max_context")
 
-def build_config(prior: str, **options) -> dict:
-    """Full run configuration: defaults < prior preset < explicit options (None = unset)."""
+_POSITIVE_INT = ("steps", "batch_size", "min_context", "max_context", "n_targets", "d_model",
+                 "n_heads", "n_layers", "d_ff", "n_buckets", "border_samples",
+                 "checkpoint_every", "log_every")
+
+
+class TrainBatch(NamedTuple):
+    """One training batch: the point sets and, for the expected NLL, the exact Gaussian
+    predictive ``(mean, var)``, each ``(batch, point)``, of every point's y."""
+
+    points: PointSets
+    target_mean: Any = None
+    target_var: Any = None
+
+
+def _flag(key: str) -> str:
+    return "--" + key.replace("_", "-")
+
+
+def check_options(cfg: dict) -> None:
+    """Every option a positive, finite number of the right kind; ``ValueError`` naming the
+    command-line flag otherwise."""
+    for key in _POSITIVE_INT:
+        v = cfg[key]
+        if isinstance(v, bool) or not isinstance(v, numbers.Integral) or v < 1:
+            raise ValueError(f"{_flag(key)} must be a positive integer, got {v!r}")
+    v = cfg["warmup"]
+    if isinstance(v, bool) or not isinstance(v, numbers.Integral) or v < 0:
+        raise ValueError(f"--warmup must be a non-negative integer, got {v!r}")
+    v = cfg["seed"]
+    if isinstance(v, bool) or not isinstance(v, numbers.Integral) or v < 0:
+        raise ValueError(f"--seed must be a non-negative integer, got {v!r}")
+    for key in ("lr", "clip"):
+        v = cfg[key]
+        if isinstance(v, bool) or not isinstance(v, numbers.Real) or not (
+                math.isfinite(v) and v > 0):
+            raise ValueError(f"{_flag(key)} must be a positive finite number, got {v!r}")
+    if cfg["d_model"] % cfg["n_heads"]:
+        raise ValueError(f"--d-model {cfg['d_model']} must be divisible by --n-heads "
+                         f"{cfg['n_heads']} (each head gets d_model / n_heads features)")
+    if cfg["min_context"] > cfg["max_context"]:
+        raise ValueError(f"need --min-context <= --max-context, got {cfg['min_context']} > "
+                         f"{cfg['max_context']}")
+    if cfg["n_buckets"] < 2:
+        raise ValueError(f"--n-buckets must be >= 2, got {cfg['n_buckets']}")
+    if not isinstance(cfg["prior_options"], dict):
+        raise ValueError(f"prior options must be a dict, got {cfg['prior_options']!r}")  # noqa: TRY004
+    for key in ("x_transform", "y_transform"):
+        allowed = ("none", "minmax", "standardize") if key == "x_transform" else (
+            "none", "standardize")
+        if cfg[key] not in allowed:
+            raise ValueError(f"unknown {key} {cfg[key]!r}; choose from {', '.join(allowed)}")
+
+
+def _fingerprint(data: PointSetData) -> str:
+    h = hashlib.sha256()
+    for a in (data.x, data.y):
+        a = np.ascontiguousarray(a, np.float32)
+        h.update(str(a.shape).encode())
+        h.update(a.tobytes())
+    return h.hexdigest()[:16]
+
+
+def build_config(prior: str | None = None, data: PointSetData | None = None,
+                 data_path: str | None = None, **options) -> dict:
+    """Full run configuration: defaults < prior preset < explicit options (None = unset).
+    Exactly one of ``prior`` (a name of ``pde_data.priors.samplers.PRIORS``) and ``data`` (a
+    regression point-set dataset, ``data_path`` where it came from). Every option is checked
+    here, with an error naming it."""
+    if (prior is None) == (data is None):
+        raise ValueError("give exactly one of --prior and --data")
+    unknown = sorted(set(options) - set(DEFAULTS) - {"loss", "init_from", "x_transform",
+                                                     "y_transform"})
+    if unknown:
+        raise ValueError(f"unknown option(s) {unknown}")
     cfg = dict(DEFAULTS)
     cfg.update({"x_transform": "none", "y_transform": "none"})
-    cfg.update(PRESETS.get(prior, {}))
+    if prior is not None:
+        if not isinstance(prior, str):
+            raise ValueError(f"the prior must be a name, got {prior!r}")
+        cfg.update(PRESETS.get(prior, {}))
     cfg.update({k: v for k, v in options.items() if v is not None})
-    cfg["prior"] = prior
-    p = make_prior(prior, **cfg["prior_options"])
-    cfg["task"] = p.task
-    cfg["num_features"] = p.num_features
-    cfg["n_classes"] = p.max_classes if p.task == "classification" else 0
-    cfg["n_outputs"] = cfg["n_classes"] or cfg["n_buckets"]
-    if not 1 <= cfg["min_context"] <= cfg["max_context"]:
-        raise ValueError(f"need 1 <= min_context <= max_context, got {cfg['min_context']}, "
-                         f"{cfg['max_context']}")
-    if cfg["n_targets"] < 1:
-        raise ValueError(f"n_targets must be >= 1, got {cfg['n_targets']}")
+    check_options(cfg)
     loss = cfg.get("loss", "nll")  # absent in run configs written before the option existed
     if loss not in LOSSES:
         raise ValueError(f"unknown loss {loss!r}; available: {', '.join(LOSSES)}")
-    if loss == "expected-nll" and not hasattr(p, "predictive"):
-        raise ValueError(f"loss 'expected-nll' needs a prior with an exact predictive (the GP "
-                         f"priors); {prior!r} has none")
+    if prior is not None:
+        cfg["prior"] = prior
+        p = make_prior(prior, **cfg["prior_options"])  # unknown prior / option: ValueError
+        cfg["task"] = p.task
+        cfg["num_features"] = p.num_features
+        cfg["n_classes"] = p.max_classes if p.task == "classification" else 0
+        if loss == "expected-nll" and not hasattr(p, "predictive"):
+            raise ValueError(f"loss 'expected-nll' needs a prior with an exact predictive (the "
+                             f"GP priors); {prior!r} has none")
+    else:
+        if cfg["prior_options"]:
+            raise ValueError("prior options apply to --prior, not to --data")
+        if loss == "expected-nll":
+            raise ValueError("loss 'expected-nll' needs a GP prior (an exact predictive); a "
+                             "data file has none: use --loss nll")
+        if data.y_dim != 1:
+            raise ValueError(f"{data.source}: a PFN regresses one output; y has {data.y_dim}")
+        n_points = cfg["max_context"] + cfg["n_targets"]
+        if n_points > data.n_points:
+            raise ValueError(f"{data.source} has {data.n_points} points per task; --max-context "
+                             f"+ --n-targets = {n_points} must not exceed it")
+        cfg["prior"] = None
+        cfg["data"] = str(Path(data_path).absolute()) if data_path else data.source
+        cfg["data_fingerprint"] = _fingerprint(data)
+        cfg["task"] = "regression"
+        cfg["num_features"] = data.x_dim
+        cfg["n_classes"] = 0
+    cfg["n_outputs"] = cfg["n_classes"] or cfg["n_buckets"]
+    if cfg["task"] == "regression" and cfg["border_samples"] < 2 * cfg["n_buckets"]:
+        raise ValueError(f"--n-buckets {cfg['n_buckets']} needs at least {2 * cfg['n_buckets']} "
+                         f"border samples, got {cfg['border_samples']}")
     return cfg
 
 
-def build_model(cfg: dict, seed: int | None = None) -> PFN:
-    return PFN(cfg["num_features"], cfg["n_outputs"], n_classes=cfg["n_classes"],
-               d_model=cfg["d_model"], n_heads=cfg["n_heads"], n_layers=cfg["n_layers"],
-               d_ff=cfg["d_ff"], rngs=nnx.Rngs(cfg["seed"] if seed is None else seed))
-
-
-def prior_statistics(cfg: dict) -> dict[str, np.ndarray]:
-    """Bucket borders from a large prior sample of y (regression) and the median per-dataset
-    std of y (the scale the estimator maps standardised targets to)."""
+def prior_statistics(cfg: dict, data: PointSetData | None = None) -> dict[str, np.ndarray]:
+    """Bucket borders from a large sample of y (the prior's, or the data file's) and the
+    median per-dataset std of y (the scale the estimator maps standardised targets to)."""
     if cfg["task"] != "regression":
         return {"borders": np.zeros(0, np.float32), "y_std": np.float32(1.0)}
-    prior = make_prior(cfg["prior"], **cfg["prior_options"])
-    n = cfg["max_context"] + cfg["n_targets"]
-    b = max(1, cfg["border_samples"] // n)
-    batch = jax.jit(partial(prior, batch_size=b, n_points=n, n_context=n))(
-        jax.random.key(cfg["seed"] + 10_000))
-    y = np.asarray(batch.y)
+    if data is not None:
+        y = np.asarray(data.y[..., 0])
+        if y.size < 2 * cfg["n_buckets"]:
+            raise ValueError(f"{data.source} holds {y.size} values of y; {cfg['n_buckets']} "
+                             f"buckets need at least {2 * cfg['n_buckets']}: lower --n-buckets")
+    else:
+        prior = make_prior(cfg["prior"], **cfg["prior_options"])
+        n = cfg["max_context"] + cfg["n_targets"]
+        b = max(1, cfg["border_samples"] // n)
+        batch = jax.jit(partial(prior, batch_size=b, n_points=n, n_context=n))(
+            jax.random.key(cfg["seed"] + 10_000))
+        y = np.asarray(batch.y[..., 0])
     return {"borders": borders_from_samples(y, cfg["n_buckets"]),
             "y_std": np.float32(np.median(y.std(axis=1)))}
 
 
-def loss_fn(model: PFN, x, y, n_context, n_classes, borders, task: str, target=None):
-    """Mean NLL over target points (positions >= n_context); with ``target`` = (mean, var)
-    (b, n) the expected NLL under those Gaussians instead of the NLL of y.
+def loss_fn(model, points: PointSets, borders, task: str, target=None):
+    """Mean NLL over the target points of a prefix batch; with ``target = (mean, var)``, each
+    ``(batch, point)``, the expected NLL under those Gaussians instead of the NLL of y.
 
     Datasets with a non-finite value are left out of the mean: a float32 Cholesky of a
     hyper-prior draw fails now and then (about 1 dataset in 3,000 for gp-hyper), and one NaN
     would otherwise poison the parameters.
     """
-    ok = jnp.all(jnp.isfinite(y.reshape(y.shape[0], -1)), axis=1) & jnp.all(
-        jnp.isfinite(x.reshape(x.shape[0], -1)), axis=1)  # (batch,)
+    if points.n_context is None:
+        raise ValueError("a PFN trains on prefix batches (one context size per batch)")
+    x, y = points.x, points.y[..., 0]
+    b = x.shape[0]
+    ok = jnp.all(jnp.isfinite(y.reshape(b, -1)), axis=1) & jnp.all(
+        jnp.isfinite(x.reshape(b, -1)), axis=1)  # (batch,)
     if target is not None:
         ok = ok & jnp.all(jnp.isfinite(target[0]) & jnp.isfinite(target[1]), axis=1)
     x = jnp.where(ok[:, None, None], x, jnp.zeros_like(x))
-    y = jnp.where(ok.reshape(-1, *([1] * (y.ndim - 1))), y, jnp.zeros_like(y))
-    out = model(x, y, n_context)
-    is_tgt = (jnp.arange(x.shape[1]) >= n_context)[None, :] & ok[:, None]
+    y = jnp.where(ok[:, None], y, jnp.zeros_like(y))
+    out = model(x, y, points.n_context)
+    is_tgt = (points.mask_target > 0) & ok[:, None]
     if task == "regression" and target is not None:
         mean, var = (jnp.where(ok[:, None], t, 1.0) for t in target)
         nll = RiemannDistribution(out, borders).expected_nll_gaussian(mean, var)
     elif task == "regression":
         nll = -RiemannDistribution(out, borders).logpdf(y)
     else:
+        n_classes = points.n_classes
+        if n_classes is None:
+            n_classes = jnp.full((b,), out.shape[-1], jnp.int32)
         valid = jnp.arange(out.shape[-1])[None, None, :] < n_classes[:, None, None]
         logp = jax.nn.log_softmax(jnp.where(valid, out, -1e9), axis=-1)
         nll = -jnp.take_along_axis(logp, y[..., None].astype(jnp.int32), axis=-1)[..., 0]
-    w = jnp.broadcast_to(is_tgt, nll.shape).astype(nll.dtype)
-    return jnp.sum(jnp.where(w > 0, nll, 0.0)) / jnp.maximum(jnp.sum(w), 1.0)
+    return jnp.sum(jnp.where(is_tgt, nll, 0.0)) / jnp.maximum(jnp.sum(is_tgt), 1)
+
+
+def make_loss(cfg: dict, borders):
+    """The engine's ``loss(model, batch, key) -> (loss, aux)`` over :class:`TrainBatch`."""
+    borders = jnp.asarray(borders)
+    task = cfg["task"]
+
+    def loss(model, batch: TrainBatch, key):
+        target = None if batch.target_mean is None else (batch.target_mean, batch.target_var)
+        value = loss_fn(model, batch.points, borders, task, target)
+        return value, {"n_context": jnp.asarray(batch.points.n_context, jnp.float32)}
+
+    return loss
 
 
 def make_optimizer(cfg: dict):
+    """``(tx, schedule)``: Adam, linear warm-up then cosine decay to 1% of ``lr``, clipped;
+    a step whose gradient is not finite is skipped, never applied."""
+    warmup = min(cfg["warmup"], max(cfg["steps"] - 1, 1))
     schedule = optax.warmup_cosine_decay_schedule(
-        0.0, cfg["lr"], min(cfg["warmup"], max(cfg["steps"] - 1, 1)), max(cfg["steps"], 2),
-        end_value=cfg["lr"] * 0.01)
-    # apply_if_finite: a step whose gradient is not finite is skipped, never applied
+        0.0, cfg["lr"], warmup, max(cfg["steps"], 2), end_value=cfg["lr"] * 0.01)
     tx = optax.chain(optax.clip_by_global_norm(cfg["clip"]), optax.adam(schedule))
     return optax.apply_if_finite(tx, max_consecutive_errors=20), schedule
 
 
-_STEP_CACHE: dict = {}
-
-
-def make_train_step(cfg: dict, graphdef, rest, tx, mesh):
-    """The jitted ``step(params, opt_state, step_idx, borders)``; cached per configuration
-    and mesh so a resumed run in the same process does not compile again."""
-    import json
-
-    cache_key = (json.dumps(cfg, sort_keys=True, default=str), tuple(mesh.devices.flat))
-    if cache_key in _STEP_CACHE:
-        return _STEP_CACHE[cache_key]
+def make_sampler(cfg: dict, data: PointSetData | None = None):
+    """A jit-able ``sample(key) -> TrainBatch``: one context size per batch, drawn uniformly
+    in ``[min_context, max_context]``; then the prior's datasets (or the file's tasks) and, for
+    the expected NLL, their exact predictive."""
+    bs, n_points = cfg["batch_size"], cfg["max_context"] + cfg["n_targets"]
+    if data is not None:
+        draw = data.sampler(bs, n_points, cfg["min_context"], cfg["max_context"],
+                            shared_context=True)
+        return lambda key: TrainBatch(draw(key))
     prior = make_prior(cfg["prior"], **cfg["prior_options"])
-    n_points = cfg["max_context"] + cfg["n_targets"]
-    base_key = jax.random.key(cfg["seed"])
-    data_sharding = sharding.batch_sharding(mesh)
+    expected = cfg.get("loss", "nll") == "expected-nll"
 
-    @jax.jit
-    def step(params, opt_state, step_idx, borders):
-        key = jax.random.fold_in(base_key, step_idx)
+    def sample(key):
         k_ctx, k_data = jax.random.split(key)
         n_ctx = jax.random.randint(k_ctx, (), cfg["min_context"], cfg["max_context"] + 1)
-        batch = prior(k_data, cfg["batch_size"], n_points, n_ctx)
-        x = jax.lax.with_sharding_constraint(batch.x, data_sharding)
-        y = jax.lax.with_sharding_constraint(batch.y, data_sharding)
-        n_cls = batch.n_classes if batch.n_classes is not None else jnp.zeros(
-            (cfg["batch_size"],), jnp.int32)
-        target = prior.predictive(k_data, batch) if cfg.get("loss") == "expected-nll" else None
+        points = prior(k_data, bs, n_points, n_ctx)
+        if not expected:
+            return TrainBatch(points)
+        return TrainBatch(points, *prior.predictive(k_data, points))
 
-        def objective(p):
-            model = nnx.merge(graphdef, p, rest)
-            return loss_fn(model, x, y, n_ctx, n_cls, borders, cfg["task"], target)
-
-        loss, grads = jax.value_and_grad(objective)(params)
-        updates, opt_state = tx.update(grads, opt_state, params)
-        params = optax.apply_updates(params, updates)
-        return params, opt_state, loss, optax.global_norm(grads), n_ctx
-
-    _STEP_CACHE[cache_key] = step
-    return step
+    return sample
 
 
-def train(out: str, prior: str, stop_after: int | None = None, quiet: bool = False,
-          **options) -> dict:
-    """Train (or resume) the PFN run in folder ``out``; returns a summary dict.
+def make_batches(cfg: dict, data: PointSetData | None = None):
+    """The engine's batch stream: the batch of step ``i`` a pure function of (seed, i)."""
+    return stream(make_sampler(cfg, data), cfg["seed"])
+
+
+def train(out: str, prior: str | None = None, stop_after: int | None = None,
+          quiet: bool = False, data: str | None = None, **options) -> dict:
+    """Train (or resume, or extend with a larger ``steps``) the PFN run in folder ``out`` on
+    ``prior`` or on the point-set file ``data``; returns a summary dict.
 
     ``stop_after``: return after that global step (simulates an interruption; the run stays
     resumable). Not part of the config, so the resumed run's config still matches.
     """
-    cfg = build_config(prior, **options)
-    run = Run(out)
-    source = None
-    if cfg.get("init_from") and run.latest_step() is None:  # before writing the config: a
-        source = initial_model(cfg)  # refused source leaves no half-made run behind
-    resumed = run.ensure_config(cfg)
-    if resumed and (run.path / "prior_stats.npz").exists():
-        stats = run.load_arrays("prior_stats")
-    else:
-        stats = source[1] if source else prior_statistics(cfg)
-        run.save_arrays("prior_stats", stats)
+    if stop_after is not None and (isinstance(stop_after, bool) or not isinstance(
+            stop_after, numbers.Integral) or stop_after < 0):
+        raise ValueError(f"stop_after must be a non-negative integer, got {stop_after!r}")
+    dataset = load_point_sets(data) if data is not None else None
+    cfg = build_config(prior, data=dataset, data_path=data, **options)
     mesh = sharding.data_mesh()
-    n_dev = mesh.devices.size
+    n_dev = int(mesh.devices.size)
     if cfg["batch_size"] % n_dev:
-        raise ValueError(f"batch_size {cfg['batch_size']} is not divisible by the {n_dev} "
+        raise ValueError(f"--batch-size {cfg['batch_size']} is not divisible by the {n_dev} "
                          "local devices")
-    model = source[0] if source else build_model(cfg)
-    graphdef, params, rest = nnx.split(model, nnx.Param, ...)
-    tx, schedule = make_optimizer(cfg)
-    opt_state = tx.init(params)
-    start = 0
-    if run.latest_step() is not None:
-        state, extra = run.restore({"params": params, "opt": opt_state})
-        params, opt_state = state["params"], state["opt"]
-        start = int(extra.get("step", run.latest_step()))
-    params, opt_state = sharding.replicate((params, opt_state), mesh)
-    step_fn = make_train_step(cfg, graphdef, rest, tx, mesh)
-    borders = sharding.replicate(jnp.asarray(stats["borders"]), mesh)
-    end = cfg["steps"] if stop_after is None else min(cfg["steps"], stop_after)
-    bar = progress(total=cfg["steps"], desc=f"pfn {prior}", unit="step", initial=start)
-    if quiet:
-        bar.disable = True
-    acc, t0, last_loss = [], time.time(), float("nan")
-    for i in range(start, end):
-        params, opt_state, loss, gnorm, n_ctx = step_fn(params, opt_state, jnp.int32(i), borders)
-        acc.append(loss)
-        done = i + 1
-        if done % cfg["log_every"] == 0 or done == end:
-            last_loss = float(np.mean(jax.device_get(acc)))
-            run.log(step=done, loss=last_loss, grad_norm=float(gnorm), n_context=int(n_ctx),
-                    lr=float(schedule(i)), time=time.time() - t0)
-            bar.set_postfix(loss=f"{last_loss:.4f}")
-            acc = []
-        bar.update(1)
-        if done % cfg["checkpoint_every"] == 0 or done == end:
-            if not np.isfinite(float(loss)):  # never checkpoint diverged parameters
-                raise FloatingPointError(
-                    f"pfn {prior}: the training loss is not finite at step {done}; the last "
-                    f"checkpoint (step {run.latest_step()}) is kept. Lower --lr or --clip.")
-            run.save(done, {"params": params, "opt": opt_state}, {"step": done})
-    bar.close()
-    run.close()
-    return {"run": str(run.path), "step": end, "loss": last_loss, "resumed_from": start}
-
-
-# Config keys that must agree between a run and the model it starts from (``init_from``).
-ARCHITECTURE = ("prior", "prior_options", "task", "num_features", "n_classes", "n_outputs",
-                "d_model", "n_heads", "n_layers", "d_ff", "max_context")
+    out = Path(out)
+    source, stats = None, None
+    if not (out / "config.json").exists():  # a new run: everything checked before any write
+        if cfg.get("init_from"):
+            source = initial_model(cfg)
+        stats = source[1] if source else prior_statistics(cfg, dataset)
+    run = Run(out)
+    try:
+        resumed = run.ensure_config(cfg, extendable=("steps",))
+        if resumed and (run.path / f"{STATS}.npz").exists():
+            stats = run.load_arrays(STATS)
+        else:
+            if stats is None:  # config written, killed before the statistics
+                if cfg.get("init_from"):
+                    source = initial_model(cfg)
+                stats = source[1] if source else prior_statistics(cfg, dataset)
+            run.save_arrays(STATS, stats)
+        start = run.latest_step() or 0
+        end = cfg["steps"] if stop_after is None else min(cfg["steps"], stop_after)
+        summary = {"run": str(run.path), "step": start, "loss": float("nan"),
+                   "resumed_from": start, "stopped": start < cfg["steps"]}
+        if start >= end:  # finished (or stopped there): nothing to do
+            return summary
+        if start == 0 and cfg.get("init_from"):
+            model = (source or initial_model(cfg))[0]
+        else:
+            model = build_model(cfg)
+        loop = Loop(total_steps=cfg["steps"], seed=cfg["seed"],
+                    checkpoint_every=cfg["checkpoint_every"], log_every=cfg["log_every"],
+                    stop_at=stop_after, progress=not quiet,
+                    desc=f"pfn {cfg['prior'] or Path(cfg['data']).name}")
+        tx, schedule = make_optimizer(cfg)
+        _, res = fit(run, model, tx, make_loss(cfg, stats["borders"]),
+                     make_batches(cfg, dataset), loop, lr=schedule, mesh=mesh)
+        summary.update(step=res.step, loss=res.loss, resumed_from=res.resumed_from,
+                       stopped=res.step < cfg["steps"])
+        return summary
+    finally:
+        run.close()
 
 
 def initial_model(cfg: dict):
     """(model, prior_stats) of ``cfg["init_from"]`` (a shipped name, export or run folder) to
     continue training from: same architecture and prior, and its bucket borders (the head's
     outputs mean those buckets). Fresh optimiser state and schedule."""
-    from pfn.export import load_any
-
     model, src_cfg, stats = load_any(cfg["init_from"])
-    differ = [k for k in ARCHITECTURE if src_cfg.get(k) != cfg.get(k)]
+    keys = ARCHITECTURE if cfg.get("prior") is not None else [
+        k for k in ARCHITECTURE if k not in ("prior", "prior_options")]
+    differ = [k for k in keys if src_cfg.get(k) != cfg.get(k)]
     if differ:
         detail = ", ".join(f"{k}: {src_cfg.get(k)!r} vs {cfg.get(k)!r}" for k in differ)
         raise ValueError(f"cannot start from {cfg['init_from']!r}: it is another model ({detail})")
     return model, {k: np.asarray(v) for k, v in stats.items()}
-
-
-def load_run(out: str, step: int | None = None):
-    """(model, config, prior_stats) from a run folder's latest (or given) checkpoint."""
-    run = Run(out)
-    cfg = run.read_config()
-    stats = run.load_arrays("prior_stats")
-    model = build_model(cfg)
-    graphdef, params, rest = nnx.split(model, nnx.Param, ...)
-    tx, _ = make_optimizer(cfg)
-    state, _ = run.restore({"params": params, "opt": tx.init(params)}, step=step)
-    run.close()
-    return nnx.merge(graphdef, state["params"], rest), cfg, stats

@@ -1,13 +1,15 @@
-"""notebooks/pfn_few_shot.ipynb runs top to bottom (so it keeps working)."""
+"""notebooks/pfn_few_shot.ipynb runs top to bottom (so it keeps working; slow: a kernel)."""
 
 from pathlib import Path
 
 import nbformat
+import pytest
 from nbclient import NotebookClient
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
+@pytest.mark.slow
 def test_pfn_few_shot_notebook_executes():
     nb = nbformat.read(ROOT / "notebooks" / "pfn_few_shot.ipynb", as_version=4)
     NotebookClient(nb, timeout=600, kernel_name="python3",
