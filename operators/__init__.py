@@ -1,5 +1,7 @@
 """Neural operators in flax NNX (channel-last, any resolution): MgNO, resolution-convergent
-MgNO, FNO and U-NO, their layers, losses and a registry (``build_model``, ``default_hparams``).
+MgNO, FNO, U-NO and the NN-to-NO models (``unet-no``, ``vit-no``, ``attention-no``; ``convert``
+turns an ordinary flax network into a neural operator), their layers, losses and a registry
+(``build_model``, ``default_hparams``).
 
 Training and applying them (docs/design.md, "The engine"): :mod:`operators.config` (recipes and
 the run configuration), :mod:`operators.step` (forward map, loss, metrics), :mod:`operators.train`
@@ -7,7 +9,8 @@ the run configuration), :mod:`operators.step` (forward map, loss, metrics), :mod
 back), :mod:`operators.evaluate` and :mod:`operators.predict` (apply it to new data)."""
 
 from . import layers, losses
-from .models import FNO, UNO, MgNO, MgNOConv
+from .convert import convert
+from .models import FNO, UNO, AttentionNO, MgNO, MgNOConv, UNet, UNetNO, ViTNO
 from .registry import (
     MODELS,
     PDE_PADDING,
@@ -22,9 +25,14 @@ __all__ = [
     "MODELS",
     "PDE_PADDING",
     "UNO",
+    "AttentionNO",
     "MgNO",
     "MgNOConv",
+    "UNet",
+    "UNetNO",
+    "ViTNO",
     "build_model",
+    "convert",
     "count_params",
     "default_hparams",
     "default_padding",

@@ -19,7 +19,7 @@ import math
 
 import numpy as np
 
-from operators.registry import MODELS, default_hparams, default_padding
+from operators.registry import MODELS, default_hparams, default_padding, fit_base_resolution
 
 __all__ = [
     "CONFIG_VERSION",
@@ -127,9 +127,8 @@ def model_hparams(model: str, data, hparams: dict) -> dict:
     """Hyper-parameters of ``model`` for training on ``data``: the defaults with the padding of
     the data's boundary conditions, the user's ``hparams``, and the grid-dependent ones the user
     did not give, taken from the training grid: ``grid_size`` of ``mgno`` (its prolongation
-    kernels follow the parity of the level sizes) and ``base_resolution`` of ``mgno-conv``."""
-    from operators.layers.multigrid import normalise_smoothing
-
+    kernels follow the parity of the level sizes) and the ``base_resolution`` of ``mgno-conv``,
+    ``unet-no`` and ``vit-no`` (:func:`operators.registry.fit_base_resolution`)."""
     periodic = data_periodic(data)
     pde = str((data.attrs or {}).get("pde", ""))
     try:  # padding to suit the boundary conditions of the data (zeros / wrap / reflect)
@@ -139,14 +138,41 @@ def model_hparams(model: str, data, hparams: dict) -> dict:
     unknown = sorted(set(hparams) - set(hp))
     if unknown:
         raise ValueError(f"unknown hyper-parameter(s) {unknown} for model {model!r}; known: {sorted(hp)}")
+    for name, value in hparams.items():
+        check_hparam(model, name, value, hp[name])
     hp.update(hparams)
     spatial = [int(s) for s in data.spatial]
     if "grid_size" in hp and "grid_size" not in hparams:
         hp["grid_size"] = spatial[0] if len(set(spatial)) == 1 else spatial
     if "base_resolution" in hp and "base_resolution" not in hparams:
-        levels = len(normalise_smoothing(hp["smoothing"]))
-        hp["base_resolution"] = base_resolution_for(spatial, periodic, levels)
+        hp["base_resolution"] = fit_base_resolution(model, hp, spatial, periodic)
     return hp
+
+
+def check_hparam(model: str, name: str, value, default) -> None:
+    """A ``ValueError`` naming ``name`` when ``value`` cannot be what its ``default`` is: a
+    number for a number (an integer >= 1 where the default is a size >= 1, finite for a
+    float), a flag for a flag, a name for a name. Lists and ``None`` defaults are left to the
+    model, which checks them itself."""
+    bad = None
+    if isinstance(default, bool):
+        if not isinstance(value, bool):
+            bad = "true or false"
+    elif isinstance(default, int):
+        if isinstance(value, (int, float)) or isinstance(value, str):
+            least = 1 if default >= 1 else 0
+            if isinstance(value, bool) or not isinstance(value, int) or value < least:
+                bad = f"an integer >= {least}"
+    elif isinstance(default, float):
+        if isinstance(value, bool) or not isinstance(value, (int, float)) \
+                or not math.isfinite(value) or value < 0:
+            bad = "a finite number >= 0"
+    elif isinstance(default, str):
+        if not isinstance(value, str):
+            bad = "a name (string)"
+    if bad:
+        raise ValueError(f"hyper-parameter {name}={value!r} of model {model!r} must be {bad} "
+                         f"(default {default!r})")
 
 
 def positive_channels(x) -> list[bool]:

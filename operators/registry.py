@@ -12,17 +12,23 @@ import copy
 import jax
 from flax import nnx
 
+from .models.attention import ATTENTION_NO_DEFAULTS, AttentionNO
 from .models.fno import FNO, FNO_DEFAULTS
 from .models.mgno import MGNO_DEFAULTS, MgNO
 from .models.mgno_conv import MGNO_CONV_DEFAULTS, MgNOConv
+from .models.unet import UNET_NO_DEFAULTS, UNetNO
 from .models.uno import UNO, UNO_DEFAULTS
+from .models.vit import VIT_NO_DEFAULTS, ViTNO
 
-__all__ = ["MODELS", "PDE_PADDING", "build_model", "count_params", "default_hparams", "default_padding"]
+__all__ = ["MODELS", "PDE_PADDING", "build_model", "count_params", "default_hparams", "default_padding",
+           "fit_base_resolution"]
 
 #: name -> model class (called as ``cls(in_channels, out_channels, dim=..., rngs=..., **hparams)``)
-MODELS = {"mgno": MgNO, "mgno-conv": MgNOConv, "fno": FNO, "uno": UNO}
+MODELS = {"mgno": MgNO, "mgno-conv": MgNOConv, "fno": FNO, "uno": UNO,
+          "unet-no": UNetNO, "vit-no": ViTNO, "attention-no": AttentionNO}
 
-_DEFAULTS = {"mgno": MGNO_DEFAULTS, "mgno-conv": MGNO_CONV_DEFAULTS, "fno": FNO_DEFAULTS, "uno": UNO_DEFAULTS}
+_DEFAULTS = {"mgno": MGNO_DEFAULTS, "mgno-conv": MGNO_CONV_DEFAULTS, "fno": FNO_DEFAULTS, "uno": UNO_DEFAULTS,
+             "unet-no": UNET_NO_DEFAULTS, "vit-no": VIT_NO_DEFAULTS, "attention-no": ATTENTION_NO_DEFAULTS}
 
 #: boundary padding per PDE: zeros (Dirichlet), wrap (periodic), reflect (MgNO's Helmholtz)
 PDE_PADDING = {
@@ -86,3 +92,25 @@ def build_model(name: str, in_channels: int, out_channels: int, dim: int = 2, *,
 def count_params(model) -> int:
     """Number of trainable scalars (complex weights count twice, as in the reference code)."""
     return int(sum(x.size for x in jax.tree.leaves(nnx.state(model, nnx.Param))))
+
+
+def fit_base_resolution(name: str, hparams: dict, spatial, periodic: bool) -> int | None:
+    """``base_resolution`` (cells per axis of the reference grid) of model ``name`` with
+    ``hparams`` for training on a grid of shape ``spatial``; None for models without one.
+
+    ``unet-no``: exactly the training grid's cells (``s - 1`` on a node grid, ``s`` periodic; the
+    converted U-Net is the plain one there, and serves grids refining it); ``vit-no``: the nearest
+    multiple of ``patch_size``; ``mgno-conv``: the nearest multiple of ``2^(levels-1)``."""
+    _check_name(name)
+    if "base_resolution" not in default_hparams(name):
+        return None
+    cells = max(int(s) if periodic else int(s) - 1 for s in spatial)
+    if name == "unet-no":
+        return cells
+    if name == "vit-no":
+        m = int(hparams.get("patch_size", _DEFAULTS[name]["patch_size"]))
+    else:
+        from .layers.multigrid import normalise_smoothing
+
+        m = 2 ** (len(normalise_smoothing(hparams.get("smoothing", _DEFAULTS[name].get("smoothing")))) - 1)
+    return max(m, int(cells / m + 0.5) * m)
