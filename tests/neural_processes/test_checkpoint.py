@@ -20,7 +20,7 @@ from pde_data.runs import RunError, shipped
 from .conftest import DATA, small_model
 
 
-@pytest.mark.parametrize("name", ["anp-rbf", "mpanp-rbf"])
+@pytest.mark.parametrize("name", ["anp-rbf", pytest.param("mpanp-rbf", marks=pytest.mark.slow)])
 def test_shipped_models_predict_as_before_the_conversion(name):
     """``shipped_outputs.npz`` was recorded with the pre-engine code and the unversioned
     checkpoints (8 samples, key 3); the format-v2 files reproduce it."""

@@ -100,7 +100,7 @@ def permuted(rep: ContextRep, perm) -> ContextRep:
     return ContextRep(None if rep.keys is None else rep.keys[perm], rep.values[perm], rep.mask)
 
 
-@pytest.mark.parametrize("name", ["mpnp", "mpanp"])
+@pytest.mark.parametrize("name", [pytest.param("mpnp", marks=pytest.mark.slow), "mpanp"])
 def test_loss_terms_invariant_to_order_of_pseudo_sets(name):
     k = 5
     model = small(name, k=k)
@@ -113,7 +113,7 @@ def test_loss_terms_invariant_to_order_of_pseudo_sets(name):
         np.testing.assert_allclose(u, v, rtol=1e-5, atol=1e-6)
 
 
-@pytest.mark.parametrize("name", ["mpnp", "mpanp"])
+@pytest.mark.parametrize("name", ["mpnp", pytest.param("mpanp", marks=pytest.mark.slow)])
 def test_identical_sets_reduce_to_single_set_and_distinct_sets_beat_the_mean(name):
     """K copies of one set give exactly that set's loss (log-mean-exp of equal values); K distinct
     sets give L_marg and L_pseudo below the mean of their single-set losses (strict Jensen) but
@@ -136,6 +136,7 @@ def test_identical_sets_reduce_to_single_set_and_distinct_sets_beat_the_mean(nam
         np.testing.assert_allclose(s[1], full[1], rtol=1e-6)
 
 
+@pytest.mark.slow
 def test_gradients_reach_the_generator_through_marg_and_pseudo_only():
     model = small("mpanp", k=3)
     batch = ragged_batch(3)
@@ -159,6 +160,7 @@ def test_gradients_reach_the_generator_through_marg_and_pseudo_only():
     assert amort == 0.0  # L_amort conditions on the real context only
 
 
+@pytest.mark.slow
 def test_mpnp_loss_jits_and_shipped_checkpoint_still_loads():
     from neural_processes.checkpoint import available, from_pretrained
 

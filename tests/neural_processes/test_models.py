@@ -24,7 +24,7 @@ def data(b=3, nc=7, nt=5, dx=1, dy=1, seed=0):
             r.uniform(-2, 2, (b, nt, dx)).astype(np.float32), r.normal(size=(b, nt, dy)).astype(np.float32))
 
 
-FAMILY = ["cnp", "anp", "neubanp", "mpanp"]  # one of each family (+ attention); all under -m slow
+FAMILY = ["cnp", "np", "neubnp", "mpnp"]  # one of each family (+ attention); all under -m slow
 ALL = [n if n in FAMILY else pytest.param(n, marks=pytest.mark.slow) for n in sorted(MODELS)]
 
 
@@ -61,7 +61,7 @@ def test_shapes_and_padding_invariance(name):
     np.testing.assert_allclose(full[1][:, 1], alone[1][:, 1], rtol=1e-5, atol=1e-5)
 
 
-@pytest.mark.parametrize("name", ["cnp", "mpnp", "mpanp"])
+@pytest.mark.parametrize("name", ["cnp", pytest.param("mpnp", marks=pytest.mark.slow), pytest.param("mpanp", marks=pytest.mark.slow)])
 def test_loss_ignores_padding(name):
     model = small(name)
     xc, yc, xt, yt = data(nc=6, nt=6)
@@ -96,6 +96,7 @@ def test_log_likelihood_of_known_gaussian():
     np.testing.assert_allclose(model.log_likelihood(xc, yc, xt, yt), want, rtol=1e-4)
 
 
+@pytest.mark.slow
 def test_stochastic_log_likelihood_is_pointwise_mixture():
     """MPNP: per-point log of the equal mixture of its sampled Gaussians, averaged over points;
     predict returns that mixture's mean and std."""

@@ -241,6 +241,7 @@ def test_unet_converges_on_node_grids(unets):
     assert min(orders) > 0.9, (d, orders)
 
 
+@pytest.mark.slow
 def test_unet_jit_grad_and_non_nested_grid(unets):
     _, c = unets[False]
     x = jnp.asarray(smooth2(25, False)[None], jnp.float32)  # refines 17 by 1.5: strides still divide

@@ -33,6 +33,7 @@ def test_periodic_band_limited_input_gives_identical_outputs():
     assert d[0] < 1e-5, d
 
 
+@pytest.mark.slow
 def test_converges_on_node_grids_with_domain_padding():
     model = operators.build_model("fno", 1, 1, rngs=nnx.Rngs(0), **dict(SMALL, domain_padding=0.25, norm="instance"))
     d = cauchy_differences(model, (17, 33, 65), periodic=False)

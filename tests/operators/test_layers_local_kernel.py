@@ -128,6 +128,7 @@ def test_same_grid_kernel_matches_direct_sum_off_grid(mode):
     np.testing.assert_allclose(got, direct_sum(x, _np(kc.kernel), 1 / 6, (23,), mode, True), atol=1e-5)
 
 
+@pytest.mark.slow
 def test_kernel_conv_converges_under_refinement():
     """Applied to a smooth field, the kernel conv at h0/2, h0/4, ... converges (Cauchy, O(h))."""
     kc = LocalKernelConv(1, 1, padding="zeros", h0=1 / 8, rngs=nnx.Rngs(3))

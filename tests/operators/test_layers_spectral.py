@@ -68,6 +68,7 @@ def test_modes_beyond_the_grid_are_dropped(transform):
     np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-5)
 
 
+@pytest.mark.slow
 def test_transforms_have_the_same_gradients():
     """The DFT path is the same linear map as the FFT path, so the gradients (w.r.t. input and
     weights) agree too."""

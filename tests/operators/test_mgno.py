@@ -29,6 +29,7 @@ def test_reference_darcy_smooth_parameter_count():
     assert operators.count_params(model) == 678_093
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("size", [85])
 def test_any_resolution(size):
     model = operators.build_model("mgno", 2, 3, rngs=nnx.Rngs(0), **SMALL_MGNO)
@@ -79,7 +80,8 @@ def test_mgno_conv_any_resolution(size):
     assert y.shape == (2, size, size, 2) and bool(jnp.isfinite(y).all())
 
 
-@pytest.mark.parametrize("periodic", [False, pytest.param(True, marks=pytest.mark.slow)])
+@pytest.mark.slow
+@pytest.mark.parametrize("periodic", [False, True])
 def test_mgno_conv_converges_under_refinement(periodic):
     """Random weights, smooth input at s, 2s, 4s: the differences shrink (O(h) or better)."""
     model = operators.build_model("mgno-conv", 1, 1, rngs=nnx.Rngs(0),
@@ -134,7 +136,7 @@ def test_mgno_conv_same_operator_at_s_and_2s():
     assert d[0] < 0.025 and d[1] < 0.6 * d[0], d
 
 
-@pytest.mark.parametrize("periodic, bound", [(False, 0.06), (True, 0.035)])
+@pytest.mark.parametrize("periodic, bound", [(False, 0.06), pytest.param(True, 0.035, marks=pytest.mark.slow)])
 def test_mgno_conv_layers_agree_from_the_reference_grid_on(periodic, bound):
     """Two random-weight layers, smooth input on nested grids from the reference grid (16 cells)
     to 2x and 4x. A transposed-convolution prolongation into the input grid leaves an even/odd

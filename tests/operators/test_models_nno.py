@@ -45,7 +45,7 @@ def test_registered_with_small_defaults():
         assert 200_000 <= operators.count_params(abstract) <= 600_000, (name, operators.count_params(abstract))
 
 
-@pytest.mark.parametrize("name", NAMES)
+@pytest.mark.parametrize("name", [pytest.param("unet-no", marks=pytest.mark.slow), "vit-no", "attention-no"])
 def test_any_resolution_and_output_shape(name):
     model = build(name, c_in=2, c_out=3)
     for shape in [(17, 17), (41, 21)]:  # 16 cells refined by 1 / 2.5, 1.25 (shapes only: traced)
@@ -55,7 +55,7 @@ def test_any_resolution_and_output_shape(name):
     assert y.shape == (2, 33, 25, 3) and bool(jnp.isfinite(y).all())
 
 
-@pytest.mark.parametrize("name", NAMES)
+@pytest.mark.parametrize("name", ["unet-no", pytest.param("vit-no", marks=pytest.mark.slow), "attention-no"])
 def test_converges_under_refinement(name):
     """Nested node grids 17 -> 33 -> 65 with a smooth input: the outputs on the coarsest grid's
     points converge (the differences shrink by more than 1.6 per refinement; at least first order)."""

@@ -12,14 +12,15 @@ import operators
 SMALL = {"width": 4, "modes": [4, 3, 2], "channel_mult": [1, 2, 2], "projection_hidden": 8}
 
 
-@pytest.mark.parametrize("dim, shape", [pytest.param(1, (45,), marks=pytest.mark.slow), (2, (21, 18))])
+@pytest.mark.parametrize("dim, shape", [(1, (45,)), pytest.param(2, (21, 18), marks=pytest.mark.slow)])
 def test_any_resolution(dim, shape):
     model = operators.build_model("uno", 1, 2, dim=dim, rngs=nnx.Rngs(0), **SMALL)
     y = nnx.jit(lambda m, x: m(x))(model, jnp.ones((2, *shape, 1)))
     assert y.shape == (2, *shape, 2) and bool(jnp.isfinite(y).all())
 
 
-@pytest.mark.parametrize("periodic", [False, pytest.param(True, marks=pytest.mark.slow)])
+@pytest.mark.slow
+@pytest.mark.parametrize("periodic", [False, True])
 def test_converges_under_refinement(periodic):
     model = operators.build_model("uno", 1, 1, rngs=nnx.Rngs(0), **dict(SMALL, padding="wrap" if periodic else "zeros"))
     sizes = (16, 32, 64) if periodic else (17, 33, 65)

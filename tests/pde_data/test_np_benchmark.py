@@ -54,6 +54,7 @@ def test_covariance_matches_hyperprior_average(kind):
     assert abs(var - (e_amp2 + nb.NOISE_STD**2)) < 0.03
 
 
+@pytest.mark.slow
 def test_t_noise_has_heavy_tails():
     a = np.asarray(nb.sample_tasks(jax.random.key(4), "rbf", 2000).y)
     b = np.asarray(nb.sample_tasks(jax.random.key(4), "t_noise", 2000).y)

@@ -10,7 +10,7 @@ from pde_data.points import PointSets
 from pde_data.priors.samplers import PRIORS, ClassificationPrior, GPPrior, make_prior, sample_batch
 
 
-@pytest.mark.parametrize("name", ["gp-rbf", "gp-hyper", "bnn", "tabular"])
+@pytest.mark.parametrize("name", ["gp-rbf", pytest.param("gp-hyper", marks=pytest.mark.slow), "bnn", pytest.param("tabular", marks=pytest.mark.slow)])
 def test_shapes_and_same_key_same_batch(name):
     prior = PRIORS[name]
     a = sample_batch(prior, jax.random.key(3), 4, 30, 10)
@@ -52,6 +52,7 @@ def test_gp_prior_neighbouring_points_correlate_as_the_kernel_says():
     assert np.corrcoef(y.T)[0, 1] == pytest.approx(np.exp(-0.5), abs=0.02)
 
 
+@pytest.mark.slow
 def test_hyper_prior_moments_and_feature_counts():
     prior = PRIORS["gp-hyper"]
     ls, os_, nv = prior.hyperparameters(jax.random.key(0), 20000)
@@ -74,6 +75,7 @@ def test_gamma_density_normalised():
     assert np.trapezoid(dens, xs) == pytest.approx(1.0, abs=1e-3)
 
 
+@pytest.mark.slow
 def test_classification_prior_labels_and_balance():
     prior = ClassificationPrior()
     batch = sample_batch(prior, jax.random.key(0), 400, 200, 100)
@@ -105,7 +107,7 @@ def test_make_prior_errors_name_the_problem():
         GPPrior(kernel="laplace")
 
 
-@pytest.mark.parametrize("name", ["gp-hyper", "gp-matern52"])
+@pytest.mark.parametrize("name", [pytest.param("gp-hyper", marks=pytest.mark.slow), "gp-matern52"])
 def test_predictive_is_the_distribution_the_targets_were_drawn_from(name):
     """Standardised targets (y - mean) / sd under ``predictive`` are N(0, 1) across datasets
     drawn with per-dataset hyperparameters: wrong hyperparameters (or a wrong context mask)

@@ -1,11 +1,13 @@
 """Evaluation on prior datasets: the oracle and bucket-floor columns are what they claim."""
 
 import numpy as np
+import pytest
 
 from pfn.checkpoint import load_run
 from pfn.evaluate import evaluate_regression
 
 
+@pytest.mark.slow
 def test_oracle_is_the_exact_gp_and_the_floor_is_the_head_limit(tiny_run):
     model, cfg, stats = load_run(tiny_run)
     rows = evaluate_regression(model, cfg, stats, contexts=(2, 50), n_datasets=16,
