@@ -2,6 +2,8 @@
 # One-shot GPU session for the PFN part: train the three shipped checkpoints side by side
 # within a budget (bench/pfn_gpu_train.py), then evaluate them (python -m pfn evaluate, and
 # bench/pfn_tabular.py) in parallel. Usage: bash bench/pfn_gpu_all.sh OUTDIR [BUDGET_S] [DEADLINE_S]
+# (bench/gpu_all.sh trains all five Bayesian models, PFNs and neural processes, at their shipped
+# sizes in one budget and compares them with the shipped ones.)
 set -u
 OUTDIR=$1; BUDGET=${2:-200}; DEADLINE=${3:-380}
 export PYTHONUNBUFFERED=1 OPBAYES_PROGRESS=0 XLA_PYTHON_CLIENT_MEM_FRACTION=0.25

@@ -11,6 +11,8 @@ import argparse
 import json
 from pathlib import Path
 
+from sklearn.base import clone
+
 from pfn.estimators import PFNClassifier
 from pfn.evaluate import summarize_tabular, tabular_benchmark
 
@@ -21,8 +23,8 @@ def main():
     ap.add_argument("--splits", type=int, default=10)
     ap.add_argument("--out", default=str(Path(__file__).with_name("pfn_tabular.json")))
     args = ap.parse_args()
-    proto = PFNClassifier.from_pretrained(args.model)
-    make = lambda: PFNClassifier(proto.model_, proto.config_, proto.stats_)
+    proto = PFNClassifier.from_pretrained(args.model)  # loads once; clones share the network
+    make = lambda: clone(proto)
     rows = tabular_benchmark(make, n_splits=args.splits)
     table = summarize_tabular(rows)
     Path(args.out).write_text(json.dumps({"model": args.model, "splits": args.splits,

@@ -94,15 +94,80 @@ class GaussianDecoder(nnx.Module):
         return mean, std_from_raw(raw, self.min_std)
 
 
-@nnx.jit(static_argnames=("num_samples",))
-def _predictive(model, xc, yc, mc, xt, key, num_samples):
-    return model.predictive(xc, yc, mc, xt, key, num_samples)
+MIN_BUCKET = 16  # smallest padded size of a context or a target set
 
 
-@nnx.jit(static_argnames=("num_samples",))
-def _pointwise_loglik(model, xc, yc, mc, xt, yt, key, num_samples):
+def bucket_size(n: int) -> int:
+    """The padded size of ``n`` points: the next power of two, at least :data:`MIN_BUCKET`.
+    ``predict`` and ``log_likelihood`` pad to it (with masks), so a new number of points costs
+    one compilation per bucket, not one per size."""
+    return max(MIN_BUCKET, 1 << (max(int(n), 1) - 1).bit_length())
+
+
+def _moments(model, xc, yc, mc, xt, key, num_samples):
+    """Mean and std of the predictive mixture at the targets."""
+    return mixture_moments(*model.predictive(xc, yc, mc, xt, key, num_samples))
+
+
+def _target_loglik(model, xc, yc, mc, xt, yt, mt, key, num_samples):
+    """Per-task mean over the real targets (``mt``) of the per-point log-mean-exp."""
     mean, std = model.predictive(xc, yc, mc, xt, key, num_samples)
-    return logmeanexp(gaussian_logpdf(yt, mean, std), axis=0)  # (batch, n_target)
+    return masked_point_mean(logmeanexp(gaussian_logpdf(yt, mean, std), axis=0), mt)
+
+
+_moments_jit = nnx.jit(_moments, static_argnames=("num_samples",))
+_target_loglik_jit = nnx.jit(_target_loglik, static_argnames=("num_samples",))
+
+
+def _is_jax(*arrays) -> bool:
+    return any(isinstance(a, jax.Array) for a in arrays)
+
+
+def _is_traced(*arrays) -> bool:
+    return any(isinstance(a, jax.core.Tracer) for a in arrays)
+
+
+def _check_shapes(x_dim: int, y_dim: int, names, arrays) -> bool:
+    """Shape checks of JAX inputs (traced ones included: no value checks); returns whether
+    they are unbatched ``(n, features)``. The messages are those of ``check_point_sets``."""
+    ranks = {a.ndim for a in arrays}
+    for name, a in zip(names, arrays):
+        if a.ndim not in (2, 3):
+            raise ValueError(f"{name} must have shape (batch, n_points, features) or (n_points, "
+                             f"features), got shape {tuple(a.shape)}")
+        want = x_dim if name.startswith("x") else y_dim
+        if a.shape[-1] != want:
+            raise ValueError(f"{name} has {a.shape[-1]} features per point; this model expects "
+                             f"{want} ({'x_dim' if name.startswith('x') else 'y_dim'})")
+    if len(ranks) != 1:
+        raise ValueError("inputs mix batched (3-D) and unbatched (2-D) arrays: "
+                         + ", ".join(f"{n} {tuple(a.shape)}" for n, a in zip(names, arrays)))
+    if ranks == {3} and len({a.shape[0] for a in arrays}) != 1:
+        raise ValueError("inputs disagree on the batch size: "
+                         + ", ".join(f"{n} {a.shape[0]}" for n, a in zip(names, arrays)))
+    xc, yc, xt = arrays[:3]
+    if xc.shape[-2] != yc.shape[-2]:
+        raise ValueError(f"x_context has {xc.shape[-2]} points but y_context has "
+                         f"{yc.shape[-2]}")
+    if xc.shape[-2] == 0:
+        raise ValueError("the context is empty: a neural process needs at least one context point")
+    if xt.shape[-2] == 0:
+        raise ValueError("x_target is empty: give at least one target point")
+    if len(arrays) > 3 and arrays[3].shape[-2] != xt.shape[-2]:
+        raise ValueError(f"x_target has {xt.shape[-2]} points but y_target has "
+                         f"{arrays[3].shape[-2]}")
+    return ranks == {2}
+
+
+def _pad_points(a: np.ndarray, size: int) -> np.ndarray:
+    """``a (batch, n, f)`` zero-padded to ``size`` points."""
+    return np.pad(a, ((0, 0), (0, size - a.shape[1]), (0, 0)))
+
+
+def _point_mask(batch: int, n: int, size: int) -> np.ndarray:
+    m = np.zeros((batch, size), np.float32)
+    m[:, :n] = 1.0
+    return m
 
 
 class NeuralProcess(nnx.Module):
@@ -167,32 +232,84 @@ class NeuralProcess(nnx.Module):
             return jax.random.key(key)
         return key
 
+    def _inputs(self, names, values):
+        """``(arrays (batch, n, f), unbatched, as_jax, traced)`` of the public inputs: concrete
+        ones (NumPy, lists, JAX arrays) checked and converted by ``check_point_sets`` (values
+        too), traced ones by shape only."""
+        as_jax = _is_jax(*values)
+        if not _is_traced(*values):
+            arrays = check_point_sets(self.x_dim, self.y_dim,
+                                      *(np.asarray(v) if as_jax else v for v in values))
+            return arrays, np.ndim(values[0]) == 2, as_jax, False
+        values = [jnp.asarray(v, jnp.float32) for v in values]
+        unbatched = _check_shapes(self.x_dim, self.y_dim, names, values)
+        if unbatched:
+            values = [v[None] for v in values]
+        return values, unbatched, True, True
+
     def predict(self, x_context, y_context, x_target, *, num_samples: int | None = None,
-                key=None) -> tuple[np.ndarray, np.ndarray]:
-        """Predictive mean and std at ``x_target``, each ``(batch, n_target, y_dim)``. For
-        stochastic models these are the moments of the mixture over ``num_samples`` draws
-        (default 50; ``key`` or seed, default 0)."""
-        xc, yc, xt = check_point_sets(self.x_dim, self.y_dim, x_context, y_context, x_target)
+                key=None):
+        """Predictive mean and std at ``x_target``, each ``(batch, n_target, y_dim)`` (or
+        ``(n_target, y_dim)`` for unbatched ``(n, features)`` inputs). For stochastic models
+        these are the moments of the mixture over ``num_samples`` draws (default 50; ``key``
+        or seed, default 0).
+
+        NumPy (or list) inputs give NumPy outputs; JAX inputs give JAX outputs, and the call
+        can be traced: ``jax.jit(lambda xc, yc, xt: model(xc, yc, xt))`` and ``jax.vmap`` work.
+        Outside a trace the context and the targets are padded (with masks) to size buckets
+        (:func:`bucket_size`), so a new number of points compiles only for a new bucket; the
+        padding does not change the predictions."""
+        (xc, yc, xt), unbatched, as_jax, traced = self._inputs(
+            ("x_context", "y_context", "x_target"), (x_context, y_context, x_target))
         s = num_samples or self.default_samples
-        mc = jnp.ones(xc.shape[:2], jnp.float32)
-        mean, std = _predictive(self, xc, yc, mc, xt, self._key(key), s)
-        mean, std = mixture_moments(mean, std)
-        if np.ndim(x_context) == 2:
+        key = self._key(key)
+        if _is_traced(key) and not traced:  # a traced key alone: trace the whole call too
+            traced = as_jax = True
+        if traced:  # inside the caller's jit / vmap: shapes are static there already
+            mean, std = _moments(self, xc, yc, jnp.ones(xc.shape[:2], jnp.float32), xt, key, s)
+        else:
+            b, nc, nt = xc.shape[0], xc.shape[1], xt.shape[1]
+            pc, pt = bucket_size(nc), bucket_size(nt)
+            mean, std = _moments_jit(self, _pad_points(xc, pc), _pad_points(yc, pc),
+                                     _point_mask(b, nc, pc), _pad_points(xt, pt), key, s)
+            # sliced on the host: an eager slice of a device array would compile per size
+            mean, std = np.asarray(mean)[:, :nt], np.asarray(std)[:, :nt]
+        if unbatched:
             mean, std = mean[0], std[0]
-        return np.asarray(mean), np.asarray(std)
+        if as_jax:
+            return jnp.asarray(mean), jnp.asarray(std)
+        return mean, std
+
+    def __call__(self, x_context, y_context, x_target, *, num_samples: int | None = None,
+                 key=None):
+        """``predict``: ``model(xc, yc, xt) -> (mean, std)``."""
+        return self.predict(x_context, y_context, x_target, num_samples=num_samples, key=key)
 
     def log_likelihood(self, x_context, y_context, x_target, y_target, *,
-                       num_samples: int | None = None, key=None) -> np.ndarray:
+                       num_samples: int | None = None, key=None):
         """Per-point predictive log-likelihood of ``y_target``, averaged over the target points:
-        shape ``(batch,)`` (log-mean-exp over samples at each point for stochastic models)."""
-        xc, yc, xt, yt = check_point_sets(self.x_dim, self.y_dim, x_context, y_context,
-                                          x_target, y_target)
+        shape ``(batch,)`` (log-mean-exp over samples at each point for stochastic models).
+        NumPy in, NumPy out; JAX in, JAX out (traceable); size buckets as in ``predict``."""
+        (xc, yc, xt, yt), unbatched, as_jax, traced = self._inputs(
+            ("x_context", "y_context", "x_target", "y_target"),
+            (x_context, y_context, x_target, y_target))
         s = num_samples or self.default_samples
-        mc = jnp.ones(xc.shape[:2], jnp.float32)
-        ll = jnp.mean(_pointwise_loglik(self, xc, yc, mc, xt, yt, self._key(key), s), axis=-1)
-        if np.ndim(x_context) == 2:
+        key = self._key(key)
+        if _is_traced(key) and not traced:  # a traced key alone: trace the whole call too
+            traced = as_jax = True
+        if traced:
+            ll = _target_loglik(self, xc, yc, jnp.ones(xc.shape[:2], jnp.float32), xt, yt,
+                                jnp.ones(xt.shape[:2], jnp.float32), key, s)
+        else:
+            b, nc, nt = xc.shape[0], xc.shape[1], xt.shape[1]
+            pc, pt = bucket_size(nc), bucket_size(nt)
+            ll = _target_loglik_jit(self, _pad_points(xc, pc), _pad_points(yc, pc),
+                                    _point_mask(b, nc, pc), _pad_points(xt, pt),
+                                    _pad_points(yt, pt), _point_mask(b, nt, pt), key, s)
+            ll = np.asarray(ll)
+        if unbatched:
             ll = ll[0]
-        return np.asarray(ll)
+        return jnp.asarray(ll) if as_jax else ll
 
     def predict_dataset(self, data, n_context: int, *, num_samples: int | None = None,
                         seed: int = 0, batch_size: int = 256):

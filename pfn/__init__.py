@@ -35,12 +35,12 @@ def __getattr__(name: str):
     raise AttributeError(f"module 'pfn' has no attribute {name!r}")
 
 
-def from_pretrained(name_or_folder: str):
-    """The estimator (regressor or classifier, by its task) of a shipped model name
-    (``available()``), an export folder (``python -m pfn export``) or a training run folder."""
-    from pfn.checkpoint import load_any
-    from pfn.estimators import PFNClassifier, PFNRegressor
+def from_pretrained(name_or_folder):
+    """The estimator (``PFNRegressor`` or ``PFNClassifier``, by the model's task) of a shipped
+    model name (``available()``), an export folder (``python -m pfn export``) or a training run
+    folder, ready to ``fit``; the network is loaded now (once per process, then cached)."""
+    from pfn.estimators import PFNClassifier, PFNRegressor, load_model
 
-    model, cfg, stats = load_any(name_or_folder)
-    cls = PFNClassifier if cfg["task"] == "classification" else PFNRegressor
-    return cls(model, cfg, stats)
+    task = load_model(name_or_folder).task
+    cls = PFNClassifier if task == "classification" else PFNRegressor
+    return cls(model=name_or_folder)

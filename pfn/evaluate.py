@@ -260,9 +260,10 @@ def main(args):
     contexts = _contexts(args.contexts)
     model, cfg, stats = load_any(args.model)
     if cfg["task"] == "classification":
-        from pfn.estimators import PFNClassifier
+        from pfn.estimators import LoadedPFN, PFNClassifier
 
-        rows = summarize_tabular(tabular_benchmark(lambda: PFNClassifier(model, cfg, stats)))
+        loaded = LoadedPFN(model, cfg, stats, source=str(args.model))
+        rows = summarize_tabular(tabular_benchmark(lambda: PFNClassifier(model=loaded)))
         if args.json:
             print(json.dumps({"model": args.model, "rows": rows}))
         else:

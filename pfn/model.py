@@ -31,13 +31,15 @@ class EncoderLayer(nnx.Module):
     def __call__(self, h, mask=None, n_context: int | None = None):
         """``mask``: every position attends to the context positions (any, even traced, context
         size); or ``n_context`` a Python int: keys and values from the first ``n_context``
-        positions only, the same result at ``n (n_context)`` instead of ``n^2`` attention cost."""
+        positions only, the same result at ``n (n_context)`` instead of ``n^2`` attention cost
+        (then ``mask``, if given, is a key mask ``(b, 1, 1, n_context)`` over that slice: padded
+        context slots it leaves out)."""
         hn = self.norm1(h)
         if n_context is None:
             a = self.attn(hn, mask=mask, deterministic=True)
         else:
             ctx = hn[:, :n_context]
-            a = self.attn(hn, ctx, ctx, deterministic=True)
+            a = self.attn(hn, ctx, ctx, mask=mask, deterministic=True)
         h = h + a
         return h + self.ff2(jax.nn.gelu(self.ff1(self.norm2(h))))
 
@@ -70,28 +72,38 @@ class PFN(nnx.Module):
             return self.y_embed(y.astype(jnp.int32))
         return self.y_embed(y[..., None].astype(jnp.float32))
 
-    def __call__(self, x, y, n_context):
+    def __call__(self, x, y, n_context, context_mask=None):
         """x (b, n, d), y (b, n) (only the first ``n_context`` are read) -> (b, n, n_outputs).
 
         Outputs at context positions are predictions for those points given the whole context
-        (they include themselves); the loss uses target positions only.
+        (they include themselves); the loss uses target positions only. ``context_mask``
+        ``(b, n_context)`` (optional) marks the real context slots: the others are padding that
+        no position attends to, so a context padded to a fixed size (one compilation for every
+        smaller context) gives the outputs of the unpadded one.
         """
         n = x.shape[1]
         is_ctx = jnp.arange(n) < n_context  # (n,)
         y_safe = jnp.where(is_ctx[None, :], y, jnp.zeros_like(y))
         h = self.x_embed(x) + jnp.where(is_ctx[None, :, None], self.embed_y(y_safe), 0.0)
         if isinstance(n_context, int) and 1 <= n_context <= n:  # static: attend to the context slice
+            keys = None if context_mask is None else \
+                context_mask[:, None, None, :n_context].astype(bool)
             for layer in self.layers:
-                h = layer(h, n_context=n_context)
+                h = layer(h, keys, n_context=n_context)
         else:  # traced context size (training samples it per step): masked attention
             mask = jnp.broadcast_to(is_ctx[None, None, None, :], (1, 1, n, n))
+            if context_mask is not None:
+                real = jnp.zeros((x.shape[0], n), bool).at[:, :context_mask.shape[1]].set(
+                    context_mask.astype(bool))
+                mask = mask & real[:, None, None, :]
             for layer in self.layers:
                 h = layer(h, mask)
         return self.head(self.norm(h))
 
-    def predict(self, x_ctx, y_ctx, x_tgt):
-        """Outputs for targets given an explicit context: (b, m, n_outputs)."""
+    def predict(self, x_ctx, y_ctx, x_tgt, context_mask=None):
+        """Outputs for targets given an explicit context: (b, m, n_outputs). ``context_mask``
+        ``(b, n_ctx)``: which context slots are real (the rest is padding, ignored)."""
         n_ctx = x_ctx.shape[1]
         x = jnp.concatenate([x_ctx, x_tgt], axis=1)
         y = jnp.concatenate([y_ctx, jnp.zeros(x_tgt.shape[:2], y_ctx.dtype)], axis=1)
-        return self(x, y, n_ctx)[:, n_ctx:]
+        return self(x, y, n_ctx, context_mask)[:, n_ctx:]
