@@ -9,6 +9,7 @@ from neural_processes.data import FileSource, digits_source, get_source, source_
 from .conftest import write_point_sets
 
 
+@pytest.mark.slow
 def test_digits_tasks_and_held_out_split():
     src = digits_source()
     train, test = np.asarray(src.train_fields), np.asarray(src.test_fields)

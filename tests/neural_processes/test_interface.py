@@ -52,7 +52,7 @@ def test_numpy_in_numpy_out_and_jax_in_jax_out(name):
         model(jnp.asarray(xc), jnp.asarray(yc).at[0, 0, 0].set(jnp.nan), jnp.asarray(xt))
 
 
-@pytest.mark.parametrize("name", models("cnp", "mpanp"))
+@pytest.mark.parametrize("name", models("cnp"))
 def test_jit_and_vmap(name):
     model = small_model(name)
     xc, yc, xt, _yt = _data(b=3, nc=9, nt=6)
@@ -82,7 +82,7 @@ def test_traced_key_and_traced_log_likelihood():
                                rtol=1e-5, atol=1e-5)
 
 
-@pytest.mark.parametrize("name", models("cnp", "mpanp"))
+@pytest.mark.parametrize("name", models("cnp"))
 def test_padded_buckets_give_the_unpadded_predictions(name):
     """``predict`` pads the context (masked) and the targets to their buckets; the result is
     the unpadded predictive's, draws included (per-point draws do not see the padding)."""

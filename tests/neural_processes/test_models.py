@@ -24,7 +24,7 @@ def data(b=3, nc=7, nt=5, dx=1, dy=1, seed=0):
             r.uniform(-2, 2, (b, nt, dx)).astype(np.float32), r.normal(size=(b, nt, dy)).astype(np.float32))
 
 
-FAMILY = ["cnp", "np", "neubnp", "mpnp"]  # one of each family (+ attention); all under -m slow
+FAMILY = ["cnp", "np", "neubnp"]  # one of each family (+ attention); all under -m slow
 ALL = [n if n in FAMILY else pytest.param(n, marks=pytest.mark.slow) for n in sorted(MODELS)]
 
 

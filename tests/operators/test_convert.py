@@ -152,6 +152,7 @@ def test_conv_transpose_same(r):
         np.testing.assert_allclose(run(up, u), want, rtol=1e-4, atol=1e-5)
 
 
+@pytest.mark.slow
 def test_conv5_valid_and_reflect_exact_at_base():
     """Kernel 5 with VALID / explicit / REFLECT padding or dilation 2: the quadrature path
     reproduces the layer on its base grid."""

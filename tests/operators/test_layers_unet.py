@@ -58,6 +58,7 @@ def test_down_halves_the_grid():
     assert periodic(jnp.zeros((1, 24, 2))).shape == (1, 12, 4)
 
 
+@pytest.mark.slow
 def test_block_pair_converges_under_refinement():
     """Down -> ConvBlock -> Up on nested periodic grids 8 -> 16 -> 32 -> 64: second order."""
     down = Down(1, 4, dim=2, base_resolution=8, padding="wrap", rngs=nnx.Rngs(2))

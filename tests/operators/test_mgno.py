@@ -91,6 +91,7 @@ def test_mgno_conv_converges_under_refinement(periodic):
     assert d[1] < 0.6 * d[0], d
 
 
+@pytest.mark.slow
 def test_receptive_field_fixed_in_physical_units_only_for_mgno_conv():
     """Plain MgNO's stencils and level count live in index space: its receptive field shrinks
     with the grid (what it sees at distance >= 0.3 drops several-fold from 33 to 65 points),
@@ -121,6 +122,7 @@ def test_explicit_prolongation_kernel_overrides_grid_size():
         operators.build_model("mgno", 1, 1, rngs=nnx.Rngs(0), prolongation_kernel="big")
 
 
+@pytest.mark.slow
 def test_mgno_conv_same_operator_at_s_and_2s():
     """A random-weight one-layer mgno-conv (V-cycle + 1x1 path + bias) applied to a smooth
     function sampled at s and 2s (nested node grids, compared on the coarse points): the

@@ -55,7 +55,7 @@ def test_any_resolution_and_output_shape(name):
     assert y.shape == (2, 33, 25, 3) and bool(jnp.isfinite(y).all())
 
 
-@pytest.mark.parametrize("name", ["unet-no", pytest.param("vit-no", marks=pytest.mark.slow), "attention-no"])
+@pytest.mark.parametrize("name", [pytest.param("unet-no", marks=pytest.mark.slow), "vit-no", "attention-no"])
 def test_converges_under_refinement(name):
     """Nested node grids 17 -> 33 -> 65 with a smooth input: the outputs on the coarsest grid's
     points converge (the differences shrink by more than 1.6 per refinement; at least first order)."""
@@ -67,7 +67,7 @@ def test_converges_under_refinement(name):
     assert d[1] < d[0] / 1.6, d
 
 
-@pytest.mark.parametrize("name", ["unet-no", "vit-no", "attention-no"])
+@pytest.mark.parametrize("name", [pytest.param("unet-no", marks=pytest.mark.slow), "vit-no", "attention-no"])
 def test_periodic_second_order(name):
     model = build(name, periodic=True)
     f = jax.jit(lambda x: model(x))

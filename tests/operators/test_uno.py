@@ -28,6 +28,7 @@ def test_converges_under_refinement(periodic):
     assert d[1] < 0.7 * d[0], d
 
 
+@pytest.mark.slow
 def test_levels_and_channels():
     model = operators.build_model("uno", 3, 1, rngs=nnx.Rngs(0), **SMALL)
     assert len(model.down) == 3 and len(model.up) == 2
