@@ -50,8 +50,8 @@ def _float(minimum_exclusive: float | None = 0.0):
             raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
         if not math.isfinite(value) or (minimum_exclusive is not None
                                         and not value > minimum_exclusive):
-            raise argparse.ArgumentTypeError(f"must be a finite number > {minimum_exclusive}, "
-                                             f"got {text}")
+            bound = "" if minimum_exclusive is None else f" > {minimum_exclusive}"
+            raise argparse.ArgumentTypeError(f"must be a finite number{bound}, got {text}")
         return value
 
     parse.__name__ = "number"

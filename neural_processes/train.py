@@ -15,6 +15,8 @@ then stretched over the new number of steps).
 
 from __future__ import annotations
 
+import math
+import numbers
 from typing import Any
 
 from neural_processes.checkpoint import RUN_VERSION, build
@@ -36,10 +38,12 @@ def make_config(model: str, data: str, *, steps: int = 2000, batch_size: int = 1
     if model not in MODELS:
         raise ValueError(f"unknown model {model!r}; available: {', '.join(sorted(MODELS))}")
     for k, v in {"steps": steps, "batch_size": batch_size}.items():
-        if isinstance(v, bool) or int(v) != v or v < 1:
+        if isinstance(v, bool) or not isinstance(v, numbers.Real) or int(v) != v or v < 1:
             raise ValueError(f"{k} must be a positive integer, got {v!r}")
-    if not lr > 0:
-        raise ValueError(f"lr must be positive, got {lr}")
+    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or seed < 0:
+        raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
+    if isinstance(lr, bool) or not isinstance(lr, numbers.Real) or not 0 < lr < math.inf:
+        raise ValueError(f"lr must be a positive finite number, got {lr!r}")
     source = get_source(data, **(data_options or {}))
     kw = {k: v for k, v in model_kw.items() if v is not None}
     bad = set(kw) - set(MODEL_KEYS)
@@ -56,7 +60,10 @@ def make_config(model: str, data: str, *, steps: int = 2000, batch_size: int = 1
               "steps": int(steps), "batch_size": int(batch_size), "lr": float(lr),
               "seed": int(seed)}
     if isinstance(source, FileSource):
+        from pde_data.storage import fingerprint
+
         config["data_options"] = source.options()
+        config["data_fingerprint"] = fingerprint(source.name)
     return config
 
 
@@ -100,6 +107,7 @@ def train(out, config: dict, *, log_every: int = 50, ckpt_every: int = 500,
             raise RunError(f"{run.path} was written by an older neural_processes (checkpoint "
                            "items 'model' / 'opt' of nnx.state; runs now use the pde_data.runs "
                            "engine's 'params' / 'opt'); train it again in a new --out folder")
+        _check_data_unchanged(run, config)
         run.ensure_config(config, extendable=("steps",))
         tx, schedule = optimizer(config)
         loop = Loop(total_steps=config["steps"], seed=config["seed"],
@@ -116,6 +124,24 @@ def train(out, config: dict, *, log_every: int = 50, ckpt_every: int = 500,
     return {**row, "step": result.step, "loss": row.get("loss", result.loss),
             "stopped": result.stopped, "resumed_from": result.resumed_from,
             "n_params": result.n_params}
+
+
+def _check_data_unchanged(run, config: dict) -> None:
+    """Refuse to resume ``run`` on a point-set file whose content changed since it started.
+    Runs from before the fingerprint was recorded resume unchecked."""
+    from pde_data.runs import RunError
+
+    if not run.has_config():
+        return
+    stored = run.read_config()
+    if "data_fingerprint" not in stored:
+        config.pop("data_fingerprint", None)
+        return
+    if stored.get("data") == config.get("data") and \
+            stored["data_fingerprint"] != config.get("data_fingerprint"):
+        raise RunError(f"{config['data']} has changed since the run in {run.path} started (its "
+                       "content fingerprint differs): resuming would continue on other data; "
+                       "restore the original file or train into a new --out folder")
 
 
 def source_label(config: dict) -> str:

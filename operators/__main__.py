@@ -1,7 +1,7 @@
 """Command line of ``operators``: ``python -m operators train|evaluate|predict|models ...``.
 
     python -m operators train --data FILE --model NAME --out RUN [--epochs E] [--test FILE ...]
-    python -m operators evaluate --run RUN --data FILE [--json]
+    python -m operators evaluate --run RUN --data FILE [--json] [--plot P.png [--overwrite]]
     python -m operators predict --run RUN --data IN --out OUT.nc [--overwrite]
     python -m operators models
 
@@ -109,7 +109,8 @@ def parser() -> argparse.ArgumentParser:
     e.add_argument("--json", action="store_true", help="print one JSON object")
     e.add_argument("--batch-size", type=positive_int, help="evaluation batch size (default: the run's)")
     e.add_argument("--checkpoint", choices=["best", "latest"], default="best")
-    e.add_argument("--plot", help="also write a PNG of a few predictions to this path")
+    e.add_argument("--plot", help="also write a PNG of a few predictions to this path (.png)")
+    e.add_argument("--overwrite", action="store_true", help="replace an existing --plot file")
 
     r = sub.add_parser("predict", help="apply a run to new inputs and write the prediction",
                        description="Predict the run's output variables from the inputs of a "
@@ -127,6 +128,21 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
+def _check_plot_path(plot, overwrite: bool) -> None:
+    """``--plot`` names a new ``.png`` file (an existing one only with ``--overwrite``)."""
+    from pathlib import Path
+
+    if plot is None:
+        return
+    path = Path(plot)
+    if path.suffix.lower() != ".png":
+        raise ValueError(f"--plot {path}: the plot is a PNG image; give a path ending in .png")
+    if path.is_dir():
+        raise IsADirectoryError(f"--plot {path} is a directory; give a .png file path")
+    if path.exists() and not overwrite:
+        raise FileExistsError(f"--plot {path} exists; pass --overwrite to replace it")
+
+
 def _main(argv) -> int:
     args = parser().parse_args(argv)
     if args.verb == "train":
@@ -142,6 +158,8 @@ def _main(argv) -> int:
         print(json.dumps(res, default=str))
     elif args.verb == "evaluate":
         from operators.evaluate import evaluate
+
+        _check_plot_path(args.plot, args.overwrite)  # before any work
 
         res = evaluate(args.run, args.data, batch_size=args.batch_size, which=args.checkpoint,
                        plot=bool(args.plot), plot_path=args.plot)

@@ -159,17 +159,16 @@ def check_hparam(model: str, name: str, value, default) -> None:
         if not isinstance(value, bool):
             bad = "true or false"
     elif isinstance(default, int):
-        if isinstance(value, (int, float)) or isinstance(value, str):
-            least = 1 if default >= 1 else 0
-            if isinstance(value, bool) or not isinstance(value, int) or value < least:
-                bad = f"an integer >= {least}"
+        least = 1 if default >= 1 else 0
+        if isinstance(value, (int, float, str)) and (
+                isinstance(value, bool) or not isinstance(value, int) or value < least):
+            bad = f"an integer >= {least}"
     elif isinstance(default, float):
         if isinstance(value, bool) or not isinstance(value, (int, float)) \
                 or not math.isfinite(value) or value < 0:
             bad = "a finite number >= 0"
-    elif isinstance(default, str):
-        if not isinstance(value, str):
-            bad = "a name (string)"
+    elif isinstance(default, str) and not isinstance(value, str):
+        bad = "a name (string)"
     if bad:
         raise ValueError(f"hyper-parameter {name}={value!r} of model {model!r} must be {bad} "
                          f"(default {default!r})")

@@ -73,8 +73,15 @@ def _open_inputs_file(path: Path):
     from pde_data.schema import SAMPLE
 
     if path.suffix.lower() == ".zarr":
-        ds = xr.open_dataset(path, engine="zarr", chunks=None, consolidated=False)
+        from pde_data.storage import open_zarr
+
+        ds = open_zarr(path)  # lazily; a corrupt chunk is a DataFormatError when read
     else:
+        from pde_data.formats.hdf5check import check_global_heaps
+
+        with open(path, "rb") as fh:
+            if fh.read(8) == b"\x89HDF\r\n\x1a\n":
+                check_global_heaps(path)  # HDF5 can hang on a corrupt global heap
         with xr.open_dataset(path) as f:
             ds = f.load()
     if SAMPLE in ds.dims and SAMPLE not in ds.coords:
@@ -96,7 +103,10 @@ def open_for_run(data, config: dict):
     or a :class:`DataMismatchError` naming the variables it lacks."""
     ds, label = open_dataset(data)
     _missing(ds, label, config, config["input_vars"] + config["output_vars"])
-    return open_data(ds, config["input_vars"], config["output_vars"]), label
+    fields = open_data(ds, config["input_vars"], config["output_vars"])
+    if len(fields) == 0:
+        raise DataMismatchError(f"{label} holds no samples (its 'sample' dimension is empty)")
+    return fields, label
 
 
 def _kind(periodic) -> str:
@@ -151,10 +161,10 @@ def check_inputs(data, config: dict, label: str = "data", values: bool = True) -
             check_input_values(block, config, label, data.x_channels)
 
 
-def check_compatible(data, config: dict, label: str = "data") -> None:
+def check_compatible(data, config: dict, label: str = "data", values: bool = True) -> None:
     """:class:`DataMismatchError` unless ``data`` (FieldData) fits the run: same variables,
-    channel counts, spatial dimension, grid layout, finite values, and positive inputs where the
-    training inputs were."""
+    channel counts, spatial dimension, grid layout and (with ``values``) finite values and
+    positive inputs where the training inputs were."""
     want_in, want_out = config["input_vars"], config["output_vars"]
     if list(data.input_vars) != want_in or list(data.output_vars) != want_out:
         raise DataMismatchError(
@@ -165,6 +175,8 @@ def check_compatible(data, config: dict, label: str = "data") -> None:
         raise DataMismatchError(
             f"{label} has {data.out_channels} output channel(s) {data.y_channels}, the run was "
             f"trained on {config['out_channels']} ({config['output_channel_names']})")
+    if not values:
+        return
     for block in _blocks(data.x):
         check_input_values(block, config, label, data.x_channels)
     for block in _blocks(data.y):

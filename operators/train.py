@@ -10,6 +10,12 @@ best-validation parameters under ``best/``, one ``metrics.jsonl`` row per epoch 
 ``val_rel_l2``, ``grad_norm``, ``lr``, ``seconds``, ``epoch``), and at the end one PNG per
 ``--test`` file and ``results.json``.
 
+What can be refused is refused before the run folder is written (the model's hyper-parameters,
+the ``--test`` files). The config records a content fingerprint of the data file
+(``pde_data.storage.fingerprint``): a resume on a replaced file is refused. The input
+normaliser never divides by a floored std (``pde_data.normalize``, ``small_std="fallback"``);
+what it did is a metrics row ``event="normalisers"`` (and a note on stderr when it fell back).
+
 Resume is exact (the engine's contract): the batches of global step ``s`` are those of epoch
 ``s // steps_per_epoch`` in the order ``pde_data.pipeline`` draws from ``(seed, epoch)``, so a
 run interrupted anywhere and re-run with the same command ends with the parameters of an
@@ -36,7 +42,7 @@ from operators.config import (
     training_options,
 )
 from operators.evaluate import evaluate
-from operators.fields import open_data, open_dataset
+from operators.fields import check_compatible, open_data, open_dataset, open_for_run
 from operators.run import load_normalisers, model_from_config
 from operators.step import make_loss, make_metric_fn, mean_metrics
 
@@ -89,6 +95,7 @@ def train(data, model: str, out, *, epochs: int | None = None, tests=(), batch_s
     from pde_data import sharding
     from pde_data.runs import Run, write_json
     from pde_data.runs.loop import Loop, fit
+    from pde_data.storage import fingerprint
 
     opts = training_options(model, epochs=epochs, batch_size=batch_size, lr=lr,
                             weight_decay=weight_decay, schedule=schedule, loss=loss,
@@ -121,26 +128,34 @@ def train(data, model: str, out, *, epochs: int | None = None, tests=(), batch_s
                 checkpoint_every=int(checkpoint_every or steps_per_epoch))
     config = run_config(model, full, ds, data_path, hparams or {}, opts)
     config["input_positive"] = positive_channels(train_data.x)
+    if isinstance(data, (str, os.PathLike)):
+        config["data_fingerprint"] = fingerprint(data)
+    # everything that can be refused is refused before the run folder is written: the model
+    # (a bad hyper-parameter), the --test files (checked now, used at the end)
+    net = model_from_config(config)
+    for test in tests:
+        fields, label = open_for_run(test, config)
+        check_compatible(fields, config, label, values=False)
 
     run = Run(out)
     try:
         _check_version(run)
+        _check_data_unchanged(run, config)
         resumed = run.ensure_config(config, extendable=("epochs",))
-        if resumed:
+        if resumed and all((run.path / f"normalisers_{k}.npz").exists() for k in "xy"):
             norms = load_normalisers(run)
-        else:
+        else:  # a new run, or one whose first attempt stopped before its normalisers were saved
             xn, yn = train_data.fit_normalizers(config["normaliser"])
             run.save_arrays("normalisers_x", xn.state())
             run.save_arrays("normalisers_y", yn.state())
             norms = {"x": xn, "y": yn}
-        net = model_from_config(config)
-        tx, schedule_fn = make_optimizer(config)
-        total = config["epochs"] * steps_per_epoch
-        start = run.latest_step() or 0
-        if not resumed:
+            _record_normalisers(run, norms, len(train_data))
             n_params = int(sum(x.size for x in jax.tree_util.tree_leaves(_params(net))))
             run.log(event="start", model=model, params=n_params, devices=n_dev,
                     n_train=len(train_data), n_val=len(val_data), resolution=list(full.spatial))
+        tx, schedule_fn = make_optimizer(config)
+        total = config["epochs"] * steps_per_epoch
+        start = run.latest_step() or 0
         done_already = max_steps is not None and start >= max_steps
         validate = None
         if len(val_data):
@@ -173,6 +188,39 @@ def train(data, model: str, out, *, epochs: int | None = None, tests=(), batch_s
         return result
     finally:
         run.close()
+
+
+def _check_data_unchanged(run, config: dict) -> None:
+    """Refuse to resume ``run`` on a data file whose content changed since the run started (its
+    normalisers and the batches before the checkpoint came from the old one). Runs from
+    before the fingerprint was recorded resume unchecked."""
+    from pde_data.runs import RunError
+
+    if not run.has_config():
+        return
+    stored = run.read_config()
+    if "data_fingerprint" not in stored:
+        config.pop("data_fingerprint", None)
+        return
+    new = config.get("data_fingerprint")
+    if stored.get("data") == config.get("data") and stored["data_fingerprint"] != new:
+        raise RunError(
+            f"{config['data']} has changed since the run in {run.path} started (its content "
+            "fingerprint differs): resuming would train on other data with the normalisers of "
+            "the old; restore the original file or train into a new --out folder")
+
+
+def _record_normalisers(run, norms: dict, n_train: int) -> None:
+    """What the normalisers did with small stds, in the metrics log (and a note on stderr when
+    an input std fell back to its channel's: the train split is too small to trust them)."""
+    import sys
+
+    summary = {side: norms[side].summary() for side in ("x", "y")}
+    run.log(event="normalisers", n_train=n_train, **summary)
+    x = summary["x"]
+    if x["n_fallback"]:
+        print(f"note: {x['kind']} input normaliser fitted on {n_train} samples: {x['note']}",
+              file=sys.stderr)
 
 
 def _params(model):

@@ -1,18 +1,31 @@
-"""``python -m pde_data {generate,info,convert}``: make, inspect and convert PDE datasets."""
+"""``python -m pde_data {generate,info,convert}``: make, inspect and convert PDE datasets.
+
+Errors follow the one policy of every opbayes command (``pde_data.runs.cli``): exit status 2
+and one line naming the problem; ``--debug`` shows the traceback. An existing output is never
+replaced without ``--overwrite``, and it is checked before any work.
+"""
 
 from __future__ import annotations
 
 import argparse
 import inspect
+import math
 import sys
+
+from pde_data.runs.cli import CommandParser, run_command
+
+PROG = "python -m pde_data"
+MAX_TIMES = 100_000  # snapshots of one --times START:STOP:STEP
 
 DESCRIPTION = """PDE datasets of opbayes.
 
 verbs:
   generate PDE   solve PDE (darcy, burgers, navier_stokes) for --n samples drawn from --seed and
                  write --out atomically; an interrupted run resumes from FILE.partial/
-  info FILE      summary of a dataset file (dims, variables, ranges, attributes)
+  info FILE      summary of a dataset file (dims, variables, ranges, NaN counts, attributes)
   convert IN OUT convert between formats (.nc, .zarr, FNO .mat, PDEBench .h5, neuraloperator .pt)
+
+An existing output file is kept unless --overwrite is given.
 """
 
 
@@ -25,31 +38,67 @@ def parse_times(text: str) -> list[float]:
                 raise ValueError
             start, stop, step = parts
             count = round((stop - start) / step) + 1
+            if count > MAX_TIMES:
+                raise argparse.ArgumentTypeError(
+                    f"--times {text} asks for {count} snapshots; at most {MAX_TIMES}")
             return [start + i * step for i in range(count)]
         return [float(p) for p in text.split(",") if p.strip()]
-    except ValueError:
+    except (ValueError, OverflowError):
         raise argparse.ArgumentTypeError(
             f"--times must be a comma list (0.5,1) or START:STOP:STEP, got {text!r}") from None
 
 
+def _count(minimum: int):
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"must be >= {minimum}, got {value}")
+        return value
+
+    parse.__name__ = "integer"
+    return parse
+
+
+def _finite(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"must be a finite number, got {text}")
+    return value
+
+
+_finite.__name__ = "number"
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m pde_data", description=DESCRIPTION,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    verbs = parser.add_subparsers(dest="verb", metavar="{generate,info,convert}")
+    parser = CommandParser(prog=PROG, description=DESCRIPTION,
+                           formatter_class=argparse.RawDescriptionHelpFormatter)
+    verbs = parser.add_subparsers(dest="verb", metavar="{generate,info,convert}",
+                                  parser_class=CommandParser)
 
     gen = verbs.add_parser("generate", help="generate a dataset of PDE solutions")
     gen.add_argument("pde", choices=["darcy", "burgers", "navier_stokes"])
-    gen.add_argument("--n", type=int, required=True, help="number of samples")
-    gen.add_argument("--resolution", type=int, required=True, help="stored grid points per axis")
-    gen.add_argument("--seed", type=int, default=0, help="sample i uses fold_in(key(seed), i)")
+    gen.add_argument("--n", type=_count(1), required=True, help="number of samples")
+    gen.add_argument("--resolution", type=_count(2), required=True,
+                     help="stored grid points per axis")
+    gen.add_argument("--seed", type=_count(0), default=0,
+                     help="sample i uses fold_in(key(seed), i)")
     gen.add_argument("--out", required=True, help="output file (.nc or .zarr)")
-    gen.add_argument("--chunk-size", type=int, default=32, help="samples per resumable chunk")
-    gen.add_argument("--solve-resolution", type=int, default=None,
+    gen.add_argument("--overwrite", action="store_true", help="replace --out if it exists")
+    gen.add_argument("--chunk-size", type=_count(1), default=32,
+                     help="samples per resumable chunk")
+    gen.add_argument("--solve-resolution", type=_count(2), default=None,
                      help="solve on this finer grid and subsample (darcy 421 -> 85; ns 256 -> 64)")
-    gen.add_argument("--nu", type=float, default=None, help="viscosity (burgers, navier_stokes)")
+    gen.add_argument("--nu", type=_finite, default=None,
+                     help="viscosity (burgers, navier_stokes)")
     gen.add_argument("--times", type=parse_times, default=None,
                      help="snapshot times, e.g. 0.5,1 or 1:50:1 (burgers, navier_stokes)")
-    gen.add_argument("--dt", type=float, default=None, help="largest time step")
+    gen.add_argument("--dt", type=_finite, default=None, help="largest time step")
     gen.add_argument("--no-progress", action="store_true", help="no progress bar")
 
     info = verbs.add_parser("info", help="summarise a dataset file")
@@ -57,6 +106,7 @@ def build_parser() -> argparse.ArgumentParser:
     conv = verbs.add_parser("convert", help="convert a dataset file to another format")
     conv.add_argument("src")
     conv.add_argument("dst")
+    conv.add_argument("--overwrite", action="store_true", help="replace DST if it exists")
     return parser
 
 
@@ -69,33 +119,34 @@ def _generate(args) -> int:
     accepted = inspect.signature(module.params).parameters
     for name, value in options.items():
         if value is not None and name not in accepted:
-            print(f"error: --{name.replace('_', '-')} does not apply to {args.pde}", file=sys.stderr)
-            return 2
+            raise ValueError(f"--{name.replace('_', '-')} does not apply to {args.pde}")
     gen.generate_to_file(args.pde, args.seed, args.n, args.resolution, args.out,
-                         chunk_size=args.chunk_size, progress=not args.no_progress, **options)
+                         chunk_size=args.chunk_size, progress=not args.no_progress,
+                         overwrite=args.overwrite, **options)
     print(f"wrote {args.out}")
     return 0
 
 
-def main(argv: list[str] | None = None) -> int:
+def _main(argv: list[str]) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.verb is None:
         parser.print_help()
         return 0
-    try:
-        if args.verb == "generate":
-            return _generate(args)
-        from pde_data.info import convert, info
+    if args.verb == "generate":
+        return _generate(args)
+    from pde_data.info import convert, info
 
-        if args.verb == "info":
-            print(info(args.file))
-        else:
-            print(f"wrote {convert(args.src, args.dst)}")
-        return 0
-    except (ValueError, TypeError, FileNotFoundError, FloatingPointError) as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 1
+    if args.verb == "info":
+        print(info(args.file))
+    else:
+        print(f"wrote {convert(args.src, args.dst, overwrite=args.overwrite)}")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m pde_data ...`` (and ``opbayes data``) under the opbayes error policy."""
+    return run_command(_main, argv, prog=PROG)
 
 
 if __name__ == "__main__":

@@ -20,7 +20,7 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Float, Float64, Real
 
-from .checks import batched_field, increasing_times
+from .checks import batched_field, finite_solution, increasing_times, step_count
 from .schema import with_cf_metadata
 
 PDE = "burgers"
@@ -107,11 +107,13 @@ def solve(u0: Real[np.ndarray, "*batch s"], nu: float = 0.1,
         for i, ti in enumerate(times):
             span = ti - now
             if span > 0:
-                steps = max(1, math.ceil(span / dt - 1e-9))
+                steps = step_count(span, dt)
                 c = {n: jnp.asarray(x) for n, x in etdrk4_coefficients(lin, span / steps).items()}
                 v = _advance(v, steps, c, g, mask)
             out[..., i] = np.asarray(jnp.fft.irfft(v, n=s))
             now = ti
+    finite_solution(out, "burgers", f"max |u0| = {np.abs(u0).max():.3g}, nu = {nu:.3g}: lower dt "
+                    f"(now {dt:.3g}) or the amplitude of u0")
     if scalar:
         out = out[..., 0]
     return out[0] if single else out

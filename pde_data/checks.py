@@ -3,9 +3,20 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
-__all__ = ["batched_field", "increasing_times"]
+__all__ = ["MAX_STEPS", "NonFiniteSolution", "batched_field", "finite_solution",
+           "increasing_times", "step_count"]
+
+#: most time steps one solve may take between two output times (the count is a jit argument)
+MAX_STEPS = 10**8
+
+
+class NonFiniteSolution(FloatingPointError, ValueError):
+    """A solver produced NaN or inf (a blow-up: a time step too large for the initial
+    condition, inputs too extreme for float64): the run stops instead of storing it."""
 
 
 def batched_field(x, name: str, dim: int, *, even: bool = False, min_size: int = 4
@@ -42,3 +53,25 @@ def increasing_times(t) -> tuple[np.ndarray, bool]:
             or np.any(np.diff(t) <= 0):
         raise ValueError(f"times must be finite, >= 0 and strictly increasing, got {t.tolist()}")
     return t, scalar
+
+
+def step_count(span: float, dt: float) -> int:
+    """Time steps of at most ``dt`` over ``span`` (at least one); more than :data:`MAX_STEPS`
+    is a ``ValueError`` naming the span and the step."""
+    steps = math.ceil(span / dt - 1e-9)
+    if not steps <= MAX_STEPS:
+        raise ValueError(f"integrating over a time span of {span:.6g} with dt={dt:.6g} takes "
+                         f"{steps:.3g} steps (at most {MAX_STEPS:.0e}); use fewer or shorter "
+                         "times or a larger dt")
+    return max(1, int(steps))
+
+
+def finite_solution(out: np.ndarray, name: str, hint: str) -> np.ndarray:
+    """``out`` (batch first) if it is finite, else :class:`NonFiniteSolution` naming the first
+    sample that blew up and ``hint`` (what to change)."""
+    ok = np.isfinite(out).reshape(out.shape[0], -1).all(axis=1)
+    if not ok.all():
+        bad = np.flatnonzero(~ok)
+        raise NonFiniteSolution(f"{name}: the solution of {bad.size} sample(s) (first: {bad[0]}) "
+                                f"is NaN or inf; {hint}")
+    return out

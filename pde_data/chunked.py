@@ -90,7 +90,9 @@ def generate(module, key_or_seed, n: int, resolution: int, chunk_size: int = 32,
             arrays = {k: np.asarray(v) for k, v in arrays.items()}
             for name, v in arrays.items():
                 if not np.all(np.isfinite(v)):
-                    raise FloatingPointError(
+                    from pde_data.checks import NonFiniteSolution
+
+                    raise NonFiniteSolution(
                         f"{pde}: non-finite values in {name!r} of samples {start}..{stop - 1} "
                         f"(unstable time step? parameters {params})")
             if run is not None:

@@ -26,7 +26,7 @@ import scipy.sparse.linalg as spla
 from einops import rearrange
 from jaxtyping import Float, Float64, Real
 
-from .checks import batched_field
+from .checks import NonFiniteSolution, batched_field
 from .schema import with_cf_metadata
 
 PDE = "darcy"
@@ -41,11 +41,30 @@ GRF_ALPHA, GRF_TAU = 2.0, 3.0
 A_HIGH, A_LOW = 12.0, 3.0
 
 
+#: largest max(a) / min(a) of one sample the float64 solve is trusted with: beyond it the
+#: system's condition number (about contrast * s^2) leaves no correct digits.
+MAX_CONTRAST = 1e10
+
+
 def _as_coefficient(a) -> tuple[np.ndarray, bool]:
     a, single = batched_field(a, "a", 2, min_size=3)  # s >= 3: one interior node
     if not np.all(a > 0):
         raise ValueError(f"a must be positive everywhere (min {a.min():.3g})")
+    contrast = a.max(axis=(1, 2)) / a.min(axis=(1, 2))
+    if np.any(contrast > MAX_CONTRAST):
+        i = int(np.argmax(contrast))
+        raise ValueError(
+            f"a varies by a factor {contrast[i]:.3g} within sample {i} (min {a[i].min():.3g}, "
+            f"max {a[i].max():.3g}); the solver is accurate up to a contrast of "
+            f"{MAX_CONTRAST:.0e}")
     return a, single
+
+
+def _power_of_two_scale(a: np.ndarray) -> np.ndarray:
+    """Per sample, the power of two nearest to max(a): dividing by it is exact, so solving with
+    ``a / scale`` and dividing ``u`` by ``scale`` changes no bit for ordinary coefficients and
+    keeps the face coefficients of huge or tiny ones (1e300, 1e-300) from overflowing."""
+    return np.exp2(np.round(np.log2(a.max(axis=(1, 2)))))[:, None, None]
 
 
 @functools.lru_cache(maxsize=8)
@@ -115,8 +134,13 @@ def assemble(a) -> list[sp.csr_matrix]:
 
 
 def _rhs(f, batch: int, s: int) -> np.ndarray:
-    f = np.asarray(f, dtype=np.float64)
+    try:
+        f = np.asarray(f, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise TypeError(f"f must be a number or a real array, got {type(f).__name__}") from None
     if f.ndim == 0:
+        if not np.isfinite(f):
+            raise ValueError(f"f must be finite, got {float(f)}")
         return np.full((batch, (s - 2) ** 2), float(f))
     if f.ndim == 2:
         f = f[None]
@@ -138,14 +162,27 @@ def solve(a: Real[np.ndarray, "*batch s s"], f: float | Real[np.ndarray, "... s 
     a, single = _as_coefficient(a)
     b, s = a.shape[0], a.shape[1]
     rhs = _rhs(f, b, s)
+    scale = _power_of_two_scale(a)
     u = np.zeros((b, s, s))
-    mats, order = _assemble_ordered(a)
+    mats, order = _assemble_ordered(a / scale)
     x = np.empty((s - 2) ** 2)
     for i, mat in enumerate(mats):
-        lu = spla.splu(mat, permc_spec="NATURAL", diag_pivot_thresh=0.0,
-                       options={"SymmetricMode": True})
+        try:
+            lu = spla.splu(mat, permc_spec="NATURAL", diag_pivot_thresh=0.0,
+                           options={"SymmetricMode": True})
+        except RuntimeError as err:  # SuperLU: "Factor is exactly singular"
+            raise ValueError(f"the Darcy system of sample {i} is singular ({err}); a spans "
+                             f"[{a[i].min():.3g}, {a[i].max():.3g}]") from None
         x[order] = lu.solve(rhs[i][order])
         u[i, 1:-1, 1:-1] = rearrange(x, "(i j) -> i j", i=s - 2)
+    with np.errstate(over="ignore", invalid="ignore"):
+        u /= scale
+    if not np.all(np.isfinite(u)):
+        bad = int(np.flatnonzero(~np.isfinite(u).reshape(b, -1).all(axis=1))[0])
+        raise NonFiniteSolution(
+            f"the Darcy solution of sample {bad} overflows float64 (a in "
+            f"[{a[bad].min():.3g}, {a[bad].max():.3g}], |f| up to {np.abs(rhs[bad]).max():.3g}): "
+            "rescale f / a")
     return u[0] if single else u
 
 

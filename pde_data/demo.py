@@ -64,7 +64,8 @@ class DarcyData(DemoStep):
     title = "PDE data: Darcy flow, -div(a grad u) = 1, u = 0 on the boundary"
 
     def add_arguments(self, parser: argparse.ArgumentParser) -> None:
-        parser.add_argument("--n-train", type=int, default=256, help="Darcy training samples")
+        parser.add_argument("--n-train", type=_count(1), default=256,
+                            help="Darcy training samples")
 
     def run(self, out: Path, context: dict[str, Any], args: argparse.Namespace) -> dict:
         from pde_data import darcy
@@ -77,7 +78,12 @@ class DarcyData(DemoStep):
         specs = {"train": (seed, args.n_train, 33), "test33": (seed + 1, 32, 33),
                  "test65": (seed + 2, 32, 65)}
         for name, (s, n, res) in specs.items():
-            if not paths[name].exists():
+            stale = _differs(paths[name], {"pde": darcy.PDE, "seed": s, "n": n,
+                                           "resolution": res,
+                                           "generator_version": darcy.VERSION})
+            if stale:
+                print(f"regenerating {paths[name].name}: {stale}")
+            if stale or not paths[name].exists():
                 t0 = time.perf_counter()
                 save(darcy.generate(s, n, res), paths[name])
                 print(f"generated {paths[name].name}: {n} samples at {res}x{res} "
@@ -85,6 +91,25 @@ class DarcyData(DemoStep):
         print(info(paths["train"]))
         context["darcy"] = paths
         return {}
+
+
+def _differs(path: Path, want: dict) -> str:
+    """Why the dataset at ``path`` is not the one ``want`` (its attrs) describes: '' when it is
+    (or does not exist yet), else what differs, so the demo never reuses data made with other
+    arguments (another --seed or --n-train)."""
+    if not path.exists():
+        return ""
+    from pde_data.storage import load
+
+    try:
+        attrs = load(path).attrs
+    except (ValueError, OSError) as err:
+        return f"it cannot be read ({err})"
+    diff = {k: (attrs.get(k), v) for k, v in want.items() if attrs.get(k) != v}
+    if not diff:
+        return ""
+    return "it was made with " + ", ".join(f"{k}={old!r}" for k, (old, _) in diff.items()) + \
+        "; this demo asks for " + ", ".join(f"{k}={new!r}" for k, (_, new) in diff.items())
 
 
 def steps() -> list[DemoStep]:
@@ -96,13 +121,38 @@ def steps() -> list[DemoStep]:
     return sorted(found, key=lambda step: step.order)
 
 
+def _count(minimum: int):
+    """An argparse type: an integer >= ``minimum``."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"must be >= {minimum}, got {value}")
+        return value
+
+    parse.__name__ = "integer"
+    return parse
+
+
 def main(argv: list[str] | None = None, demo_steps: list[DemoStep] | None = None) -> int:
+    """``opbayes demo`` under the one error policy of every command (exit 2, one line)."""
+    from pde_data.runs.cli import run_command
+
+    return run_command(lambda a: _main(a, demo_steps), argv, prog="opbayes demo")
+
+
+def _main(argv: list[str], demo_steps: list[DemoStep] | None = None) -> int:
+    from pde_data.runs.cli import CommandParser
+
     demo_steps = steps() if demo_steps is None else sorted(demo_steps, key=lambda s: s.order)
-    parser = argparse.ArgumentParser(prog="opbayes demo", description=__doc__.split("\n")[0])
+    parser = CommandParser(prog="opbayes demo", description=__doc__.split("\n")[0])
     parser.add_argument("--out", default="demo_out", help="output folder (default demo_out/)")
     for step in demo_steps:
         step.add_arguments(parser)
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--seed", type=_count(0), default=0)
     args = parser.parse_args(argv)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)

@@ -14,7 +14,7 @@ import shutil
 from pathlib import Path
 
 from pde_data import chunked
-from pde_data.storage import save
+from pde_data.storage import check_output, save
 
 __all__ = ["PDES", "generate", "generate_to_file", "partial_path", "pde_module"]
 
@@ -48,8 +48,14 @@ def partial_path(out: str | os.PathLike) -> Path:
 
 
 def generate_to_file(pde: str, seed: int, n: int, resolution: int, out: str | os.PathLike,
-                     chunk_size: int = 32, progress: bool = True, **options):
-    """Generate into ``out`` with resume through ``out.partial/``; returns the dataset."""
+                     chunk_size: int = 32, progress: bool = True, overwrite: bool = False,
+                     **options):
+    """Generate into ``out`` with resume through ``out.partial/``; returns the dataset.
+
+    ``out`` is checked before any sample is solved: a ``.nc`` or ``.zarr`` name, not an
+    existing file unless ``overwrite`` (which replaces it only once the new one is complete)."""
+    check_output(out, overwrite)
+    pde_module(pde)
     part = partial_path(out)
     ds = generate(pde, seed, n, resolution, chunk_size=chunk_size, progress=progress,
                   partial_dir=part, **options)

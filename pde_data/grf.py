@@ -39,7 +39,11 @@ FIELD_ATTRS = {"long_name": "Gaussian random field sample", "units": "1"}
 
 def default_sigma(alpha: float, tau: float, dim: int) -> float:
     """FNO's amplitude convention sigma = tau^(alpha - dim/2)."""
-    return float(tau) ** (float(alpha) - 0.5 * dim)
+    try:
+        return float(tau) ** (float(alpha) - 0.5 * dim)
+    except OverflowError:
+        raise ValueError(f"sigma = tau^(alpha - dim/2) overflows for alpha={alpha!r}, "
+                         f"tau={tau!r}; give sigma explicitly or smaller alpha / tau") from None
 
 
 def _check(resolution: int, dim: int, alpha: float, tau: float, sigma: float | None,
@@ -80,9 +84,20 @@ def eigenvalues(resolution: int, dim: int = 2, alpha: float = 2.0, tau: float = 
     k = wavenumbers(resolution, boundary)
     scale = 2.0 * np.pi if boundary == "periodic" else np.pi
     k2 = sum(np.meshgrid(*([k**2] * dim), indexing="ij"))
-    lam = sigma**2 * (scale**2 * k2 + tau**2) ** (-alpha)
+    with np.errstate(over="ignore", under="ignore", invalid="ignore"):
+        lam = np.float64(sigma) ** 2 * (scale**2 * k2 + tau**2) ** (-alpha)
+        if not (np.all(np.isfinite(lam)) and np.all(lam > 0)):
+            # in logs: sigma^2 and (.)^(-alpha) alone over- or underflow for large alpha / sigma
+            lam = np.exp(2.0 * math.log(sigma) - alpha * np.log(scale**2 * k2 + tau**2))
     if zero_mean and boundary != "dirichlet":
         lam[(0,) * dim] = 0.0
+    if not np.all(np.isfinite(lam)) or lam.max() * resolution**dim > np.finfo(np.float32).max:
+        raise ValueError(f"the GRF variance overflows (alpha={alpha!r}, tau={tau!r}, "
+                         f"sigma={sigma!r}): use a smaller sigma or tau")
+    if not lam.max() > 0:
+        raise ValueError(f"the GRF variance underflows to 0 for every mode (alpha={alpha!r}, "
+                         f"tau={tau!r}, sigma={sigma!r}): the fields would be identically zero; "
+                         "use a smaller alpha or a larger sigma")
     return lam
 
 

@@ -26,7 +26,7 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Float, Float64, Real
 
-from .checks import batched_field, increasing_times
+from .checks import batched_field, finite_solution, increasing_times, step_count
 from .schema import with_cf_metadata
 
 PDE = "navier_stokes"
@@ -108,6 +108,8 @@ def solve(w0: Real[np.ndarray, "*batch s s"], nu: float = 1e-3,
         raise ValueError(f"nu must be finite and >= 0, got {nu!r}")
     if not (math.isfinite(dt) and dt > 0):
         raise ValueError(f"dt must be finite and > 0, got {dt!r}")
+    if not math.isfinite(forcing_amplitude):
+        raise ValueError(f"forcing_amplitude must be finite, got {forcing_amplitude!r}")
     s = w0.shape[1]
     out = np.empty(w0.shape + (times.size,))
     with jax.enable_x64(True):
@@ -118,10 +120,12 @@ def solve(w0: Real[np.ndarray, "*batch s s"], nu: float = 1e-3,
         for i, ti in enumerate(times):
             span = ti - now
             if span > 0:
-                steps = max(1, math.ceil(span / dt - 1e-9))
+                steps = step_count(span, dt)
                 wh = _advance(wh, fh, steps, span / steps, float(nu), op)
             out[..., i] = np.asarray(jnp.fft.irfft2(wh, s=(s, s)))
             now = ti
+    finite_solution(out, "navier_stokes", f"max |w0| = {np.abs(w0).max():.3g}, nu = {nu:.3g}: lower dt "
+                    f"(now {dt:.3g}) or the amplitude of w0")
     if scalar:
         out = out[..., 0]
     return out[0] if single else out

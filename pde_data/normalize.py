@@ -2,9 +2,20 @@
 
 ``UnitGaussian`` keeps one mean / std per channel; ``PointwiseGaussian`` one per grid point and
 channel (the "UnitGaussianNormalizer" of the FNO code, Li et al. 2021). ``encode(x) =
-(x - mean) / std`` and ``decode(z) = z * std + mean`` are exact inverses; ``std`` is floored at
-``eps`` so a constant field (e.g. the zero Dirichlet boundary of a Darcy solution) encodes to 0
-instead of NaN / inf. Statistics are population moments (``ddof=0``), accumulated in float64
+(x - mean) / std`` and ``decode(z) = z * std + mean`` are exact inverses.
+
+What a (nearly) zero std becomes is the ``small_std`` rule, recorded in the fitted normaliser
+(``n_fallback`` / ``n_floored``, :meth:`summary`, and its ``state()``):
+
+- ``"floor"`` (outputs, which are only decoded): ``std`` is floored at ``eps``, so a constant
+  field (e.g. the zero Dirichlet boundary of a Darcy solution) decodes to its constant;
+- ``"fallback"`` (inputs, which are encoded): a (point, channel) whose std is below
+  :data:`FALLBACK_RATIO` times its channel's std over all points and samples is scaled by the
+  channel's std instead, and a channel that is constant everywhere by 1. Dividing an input
+  by a floored std would blow a value the train split never showed there (a small train set,
+  a two-phase coefficient) up by 1/eps = 1e6: a silent wrong prediction.
+
+Statistics are population moments (``ddof=0``), accumulated in float64
 over chunks of samples (Chan et al. parallel update), so a split larger than memory can be
 fitted by streaming it.
 
@@ -25,9 +36,19 @@ import numpy as np
 
 from pde_data.coordinates import resample
 
-__all__ = ["DEFAULT_EPS", "PointwiseGaussian", "UnitGaussian", "normalizer_from_state"]
+__all__ = [
+    "DEFAULT_EPS",
+    "FALLBACK_RATIO",
+    "SMALL_STD_RULES",
+    "PointwiseGaussian",
+    "UnitGaussian",
+    "normalizer_from_state",
+]
 
 DEFAULT_EPS = 1e-6
+#: ``small_std="fallback"``: stds below this fraction of their channel's std use the channel's
+FALLBACK_RATIO = 1e-2
+SMALL_STD_RULES = ("floor", "fallback")
 _DEFAULT_CHUNK_BYTES = 256 * 2**20
 
 
@@ -114,9 +135,15 @@ class _Gaussian:
     kind = ""
 
     def __init__(self, mean=None, std=None, eps: float = DEFAULT_EPS, periodic: bool = False,
-                 method: str = "auto"):
+                 method: str = "auto", small_std: str = "floor", n_fallback: int = 0,
+                 n_floored: int = 0):
         if eps <= 0 or not math.isfinite(eps):
             raise ValueError(f"eps must be a positive finite number, got {eps!r}")
+        if small_std not in SMALL_STD_RULES:
+            raise ValueError(f"unknown small_std rule {small_std!r}; use one of {SMALL_STD_RULES}")
+        self.small_std = small_std
+        self.n_fallback = int(n_fallback)
+        self.n_floored = int(n_floored)
         if method not in ("auto", "linear", "fourier"):
             raise ValueError(f"unknown resampling method {method!r}; use 'auto', 'linear' or 'fourier'")
         if (mean is None) != (std is None):
@@ -155,12 +182,44 @@ class _Gaussian:
         c = shape[-1]
         if not 0 <= passthrough <= c:
             raise ValueError(f"passthrough={passthrough} must be between 0 and the channel count {c}")
+        n_fallback = n_floored = 0
+        if self.small_std == "fallback":
+            # the channel's std over all points and samples, from the per-point moments
+            axes = tuple(range(std.ndim - 1))
+            chan_mean = mean.mean(axis=axes, keepdims=True)
+            chan_std = np.sqrt((std**2 + (mean - chan_mean) ** 2).mean(axis=axes, keepdims=True))
+            chan_std = np.broadcast_to(chan_std, std.shape)
+            constant = chan_std <= self.eps
+            small = ~constant & (std < FALLBACK_RATIO * chan_std)
+            if passthrough:
+                constant[..., c - passthrough :] = small[..., c - passthrough :] = False
+            n_fallback = int(constant.sum() + small.sum())
+            std = np.where(constant, 1.0, np.where(small, chan_std, std))
+        else:
+            n_floored = int((std < self.eps).sum())
         if passthrough:
             mean[..., c - passthrough :] = 0.0
             std[..., c - passthrough :] = 1.0
         std = np.maximum(std, self.eps)
         return type(self)(mean.astype(np.float32), std.astype(np.float32), eps=self.eps,
-                          periodic=bool(periodic), method=self.method)
+                          periodic=bool(periodic), method=self.method, small_std=self.small_std,
+                          n_fallback=n_fallback, n_floored=n_floored)
+
+    def summary(self) -> dict:
+        """What the fit did with small stds: ``{"kind", "small_std", "entries", "n_fallback",
+        "n_floored", "note"}`` (``entries``: the number of (point, channel) statistics)."""
+        entries = int(np.size(self.std)) if self.std is not None else 0
+        if self.n_fallback:
+            note = (f"{self.n_fallback} of {entries} stds were below {FALLBACK_RATIO:g} x their "
+                    "channel's std (constant over the train split there) and use the channel's "
+                    "std (1 for a constant channel) instead of a floored one")
+        elif self.n_floored:
+            note = (f"{self.n_floored} of {entries} stds are below eps={self.eps:g} (constant "
+                    "there, e.g. a Dirichlet boundary) and are floored at eps")
+        else:
+            note = "no std needed a floor or a fallback"
+        return {"kind": self.kind, "small_std": self.small_std, "entries": entries,
+                "n_fallback": self.n_fallback, "n_floored": self.n_floored, "note": note}
 
     # -- applying --------------------------------------------------------------------------
     def _stats_for(self, x):
@@ -198,6 +257,9 @@ class _Gaussian:
             "eps": np.array(self.eps, dtype=np.float64),
             "periodic": np.array(self.periodic),
             "method": np.array(self.method),
+            "small_std": np.array(self.small_std),
+            "n_fallback": np.array(self.n_fallback, dtype=np.int64),
+            "n_floored": np.array(self.n_floored, dtype=np.int64),
         }
 
     @classmethod
@@ -215,17 +277,21 @@ class _Gaussian:
             raise ValueError("corrupt normaliser state: mean/std must be finite and std > 0")
         return cls(mean, std, eps=float(np.asarray(state.get("eps", DEFAULT_EPS))),
                    periodic=bool(np.asarray(state.get("periodic", False))),
-                   method=str(np.asarray(state.get("method", "auto"))))
+                   method=str(np.asarray(state.get("method", "auto"))),
+                   small_std=str(np.asarray(state.get("small_std", "floor"))),
+                   n_fallback=int(np.asarray(state.get("n_fallback", 0))),
+                   n_floored=int(np.asarray(state.get("n_floored", 0))))
 
     # -- pytree ----------------------------------------------------------------------------
     def tree_flatten(self):
-        return (self.mean, self.std), (self.eps, self.periodic, self.method)
+        return (self.mean, self.std), (self.eps, self.periodic, self.method, self.small_std,
+                                       self.n_fallback, self.n_floored)
 
     @classmethod
     def tree_unflatten(cls, aux, children):
         obj = cls.__new__(cls)
         obj.mean, obj.std = children
-        obj.eps, obj.periodic, obj.method = aux
+        obj.eps, obj.periodic, obj.method, obj.small_std, obj.n_fallback, obj.n_floored = aux
         return obj
 
     def __repr__(self) -> str:

@@ -201,6 +201,9 @@ def load_point_sets(path: str | os.PathLike) -> PointSetData:
         if path.suffix == ".zarr" or path.is_dir():
             ds = xr.open_zarr(path)
         elif path.suffix in (".nc", ".nc4", ".h5", ".hdf5"):
+            from pde_data.formats.hdf5check import check_global_heaps
+
+            check_global_heaps(path)  # the HDF5 library can hang on a corrupt global heap
             ds = xr.open_dataset(path, engine="h5netcdf")
         else:
             raise PointSetFileError(f"{path}: unknown point-set file type {path.suffix!r}; "
@@ -224,7 +227,13 @@ def load_point_sets(path: str | os.PathLike) -> PointSetData:
             if da.dtype.kind not in "fiub":
                 raise PointSetFileError(f"{path}: variable {name!r} has dtype {da.dtype}, "
                                         "not numbers")
-            arrays.append(np.asarray(da.values, dtype=np.float32))
+            try:
+                values = np.asarray(da.values)
+            except Exception as err:  # a corrupt chunk: codec / decompression errors
+                raise PointSetFileError(f"{path}: the values of {name!r} cannot be read (corrupt "
+                                        f"or truncated file): {type(err).__name__}: {err}"
+                                        ) from err
+            arrays.append(values.astype(np.float32))
     xv, yv = arrays
     if yv.ndim == 2:
         yv = yv[..., None]

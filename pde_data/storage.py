@@ -1,7 +1,10 @@
 """Atomic saving and schema-checked loading of datasets (docs/design.md, "Stored datasets").
 
 ``save`` writes netCDF (``.nc``, h5netcdf engine) or zarr (``.zarr``) through a temporary path
-in the destination folder and a rename, so an interrupted save never leaves half a file.
+in the destination folder and a rename, so an interrupted save never leaves half a file; the
+temporary path names the writing process, and the next save of the same path removes what a
+killed writer left (and puts back a store it had moved aside). ``check_output`` refuses an
+existing output unless ``overwrite``, before any work.
 ``load`` reads those two plus the foreign formats of :mod:`pde_data.formats` (FNO ``.mat``,
 PDEBench ``.h5``, neuraloperator ``.pt``) into the same schema, with ``source_format`` set.
 
@@ -9,12 +12,18 @@ PDEBench ``.h5``, neuraloperator ``.pt``) into the same schema, with ``source_fo
 ``long_name`` / ``units`` on the coordinates) where the dataset lacks it, and stores
 ``input_vars`` / ``output_vars`` as lists of strings. ``load`` also reads files of the first
 schema (names as one string, no ``sample`` coordinate) and gives them a ``sample`` coordinate.
+The values of a zarr store are read lazily; a chunk that cannot be decoded is a
+:class:`DataFormatError` naming the store and the variable, whenever it is read.
+``fingerprint(path)`` identifies a dataset file's content (a run records it, so a resume on a
+replaced file is refused).
 """
 
 from __future__ import annotations
 
 import functools
+import hashlib
 import os
+import re
 import shutil
 import tempfile
 import uuid
@@ -25,7 +34,16 @@ import numpy as np
 from pde_data.errors import DataFormatError
 from pde_data.schema import SAMPLE, SchemaError, validate, var_names, with_cf_metadata
 
-__all__ = ["NATIVE_SUFFIXES", "SUFFIXES", "DataFormatError", "detect_format", "load", "save"]
+__all__ = [
+    "NATIVE_SUFFIXES",
+    "SUFFIXES",
+    "DataFormatError",
+    "check_output",
+    "detect_format",
+    "fingerprint",
+    "load",
+    "save",
+]
 
 NATIVE_SUFFIXES = (".nc", ".zarr")
 SUFFIXES = {
@@ -56,6 +74,23 @@ def detect_format(path: str | os.PathLike) -> str:
 # --------------------------------------------------------------------------------------- save
 
 
+def check_output(path: str | os.PathLike, overwrite: bool = False) -> Path:
+    """``path`` as the output of a save, checked before any work: a ``.nc`` or ``.zarr`` name
+    (else :class:`DataFormatError`) that does not exist yet unless ``overwrite`` (else
+    ``FileExistsError``)."""
+    path = Path(path)
+    suffix = path.suffix.lower()
+    if suffix not in NATIVE_SUFFIXES:
+        raise DataFormatError(
+            f"{path}: cannot save with extension {suffix or '(none)'!r}; use .nc (netCDF) or .zarr"
+        )
+    if (path.exists() or path.is_symlink()) and not overwrite:
+        raise FileExistsError(f"{path} exists; pass --overwrite (overwrite=True) to replace it")
+    if suffix == ".nc" and path.is_dir():
+        raise DataFormatError(f"{path}: is a directory; cannot replace it with a netCDF file")
+    return path
+
+
 def save(dataset, path: str | os.PathLike) -> Path:
     """Validate ``dataset`` against the schema and write it to ``path`` (``.nc`` or ``.zarr``)
     atomically: the old file stays intact until the new one is complete. Returns the path."""
@@ -71,6 +106,7 @@ def save(dataset, path: str | os.PathLike) -> Path:
         raise SchemaError(f"not saving {path}: {e}") from None
     ds = _prepare(dataset, netcdf=suffix == ".nc")
     path.parent.mkdir(parents=True, exist_ok=True)
+    clean_stale(path)
     if suffix == ".nc":
         if path.is_dir():
             raise DataFormatError(f"{path}: is a directory; cannot replace it with a netCDF file")
@@ -117,11 +153,64 @@ def _attr_value(key, value, netcdf: bool):
 
 
 def _tmp_sibling(path: Path, tag: str) -> Path:
-    return path.with_name(f".{path.name}.{tag}-{uuid.uuid4().hex[:8]}")
+    """``.NAME.TAG-PID-RANDOM`` next to ``path``: the writer's pid tells a later save whether
+    the writer is gone (:func:`clean_stale`)."""
+    return path.with_name(f".{path.name}.{tag}-{os.getpid()}-{uuid.uuid4().hex[:8]}")
+
+
+def _pid_alive(pid: int) -> bool:
+    if pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's live process
+        return True
+    return True
+
+
+def clean_stale(path: str | os.PathLike) -> list[Path]:
+    """Remove what killed saves of ``path`` left next to it (``.NAME.tmp-PID-*`` folders and
+    ``.NAME.PID.*.tmp`` files of processes that are gone); when ``path`` itself is missing
+    because a killed save had moved it aside (``.NAME.old-PID-*``), put it back. Saves of the
+    same path by live processes are left alone. Returns what was removed."""
+    path = Path(path)
+    parent = path.parent if str(path.parent) else Path(".")
+    if not parent.is_dir():
+        return []
+    name = re.escape(path.name)
+    # (names without a pid come from versions before it was recorded: stale by now)
+    tmp = re.compile(rf"^\.{name}\.(?:tmp-(?:(\d+)-)?[0-9a-f]+|(?:(\d+)\.)?[A-Za-z0-9_]+\.tmp)$")
+    old = re.compile(rf"^\.{name}\.old-(?:(\d+)-)?[0-9a-f]+$")
+    removed, orphans = [], []
+    for entry in parent.iterdir():
+        m = tmp.match(entry.name)
+        if m and not _pid_alive(int(m.group(1) or m.group(2) or 0)):
+            if entry.is_dir() and not entry.is_symlink():
+                shutil.rmtree(entry, ignore_errors=True)
+            else:
+                entry.unlink(missing_ok=True)
+            removed.append(entry)
+            continue
+        m = old.match(entry.name)
+        if m and not _pid_alive(int(m.group(1) or 0)):
+            orphans.append(entry)
+    for entry in orphans:
+        if not (path.exists() or path.is_symlink()):
+            os.replace(entry, path)  # the store a killed save had moved aside: put it back
+        elif entry.is_dir() and not entry.is_symlink():
+            shutil.rmtree(entry, ignore_errors=True)
+            removed.append(entry)
+        else:
+            entry.unlink(missing_ok=True)
+            removed.append(entry)
+    return removed
 
 
 def _save_netcdf(ds, path: Path) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.{os.getpid()}.",
+                               suffix=".tmp")
     os.close(fd)
     try:
         ds.to_netcdf(tmp, engine="h5netcdf")
@@ -210,6 +299,8 @@ def load(path: str | os.PathLike):
     file). Raises :class:`DataFormatError` naming the file and the problem."""
     path = Path(path)
     fmt = detect_format(path)
+    if not path.exists() and fmt in ("netcdf", "zarr"):
+        clean_stale(path)  # a save killed between its two renames: put the old store back
     if not path.exists():
         raise FileNotFoundError(f"{path}: no such file or directory")
     if fmt == "netcdf":
@@ -263,6 +354,9 @@ def _load_netcdf(path: Path):
     if head[:3] == b"CDF":
         engine = "scipy"  # netCDF3 classic / 64-bit offset
     elif head == HDF5_MAGIC or _hdf5_userblock(path):
+        from pde_data.formats.hdf5check import check_global_heaps
+
+        check_global_heaps(path)  # the HDF5 library can hang on a corrupt global heap
         engine = "h5netcdf"
     else:
         raise DataFormatError(f"{path}: not a netCDF file (no netCDF/HDF5 signature; got {head!r})")
@@ -295,8 +389,102 @@ def _load_zarr(path: Path):
         raise DataFormatError(f"{path}: a .zarr store must be a directory")
     try:
         # chunks=None, cache=False: lazily indexed arrays; only the indexed chunks are read.
-        return xr.open_dataset(path, engine="zarr", chunks=None, cache=False, consolidated=False)
+        ds = xr.open_dataset(path, engine="zarr", chunks=None, cache=False, consolidated=False)
     except Exception as e:
         raise DataFormatError(
             f"{path}: cannot open as a zarr dataset: {type(e).__name__}: {e}"
         ) from e
+    return guard_reads(ds, path)
+
+
+def open_zarr(path: str | os.PathLike):
+    """A zarr store as it is (lazily, no schema check), its reads guarded like :func:`load`'s:
+    for callers that judge the variables themselves (e.g. inputs without outputs)."""
+    return _load_zarr(Path(path))
+
+
+def guard_reads(ds, path):
+    """``ds`` with every lazily backed data variable read through :class:`_GuardedArray`, so a
+    chunk that cannot be read or decoded is a :class:`DataFormatError` naming ``path`` and the
+    variable (not the codec's own exception) in every command that touches it."""
+    import xarray as xr
+    from xarray.core import indexing
+
+    guarded = {}
+    for name, da in ds.data_vars.items():
+        var = da.variable
+        wrapped = indexing.LazilyIndexedArray(_GuardedArray(var, path, str(name)))
+        guarded[name] = xr.Variable(var.dims, wrapped, var.attrs, var.encoding)
+    return ds.assign(guarded) if guarded else ds
+
+
+def _guarded_base():
+    from xarray.backends import BackendArray
+
+    return BackendArray
+
+
+class _GuardedArray(_guarded_base()):
+    """The stored values of one variable; any failure to read them is a DataFormatError."""
+
+    def __init__(self, var, path, name: str):
+        self._var, self._path, self._name = var, path, name
+        self.shape, self.dtype = var.shape, var.dtype
+
+    def __getitem__(self, key):
+        from xarray.core import indexing
+
+        return indexing.explicit_indexing_adapter(
+            key, self.shape, indexing.IndexingSupport.OUTER, self._read)
+
+    def _read(self, key):
+        try:
+            return np.asarray(self._var[key].values)
+        except DataFormatError:
+            raise
+        except Exception as e:  # codec, decompression, missing-key, I/O errors of a chunk
+            raise DataFormatError(
+                f"{self._path}: variable {self._name!r}: stored values cannot be read (corrupt "
+                f"or truncated chunk): {type(e).__name__}: {e}"
+            ) from e
+
+
+# -------------------------------------------------------------------------------- fingerprint
+
+_BLOCK = 1 << 16
+_BLOCKS = 16
+
+
+def _hash_file(h, path: Path) -> None:
+    """Size and up to ``_BLOCKS`` evenly spaced blocks of ``_BLOCK`` bytes of a file."""
+    size = path.stat().st_size
+    h.update(f"{size}\0".encode())
+    with open(path, "rb") as f:
+        if size <= _BLOCK * _BLOCKS:
+            h.update(f.read())
+            return
+        for i in range(_BLOCKS):
+            f.seek((size - _BLOCK) * i // (_BLOCKS - 1))
+            h.update(f.read(_BLOCK))
+
+
+def fingerprint(path: str | os.PathLike) -> str:
+    """A content fingerprint of a dataset file or store: ``"sha256:<hex>"`` of its size and
+    sampled blocks (a zarr store: every entry's name and size, its metadata and a sample of its
+    chunks). Equal for a byte-identical copy, different when the data were replaced; cheap for
+    large files (about 1 MiB is read)."""
+    path = Path(path)
+    h = hashlib.sha256()
+    if path.is_dir():
+        files = sorted(p for p in path.rglob("*") if p.is_file())
+        meta = [p for p in files if p.name in (".zarray", ".zattrs", ".zgroup", ".zmetadata",
+                                               "zarr.json")]
+        data = [p for p in files if p not in set(meta)]
+        for p in files:
+            h.update(f"{p.relative_to(path).as_posix()}\0{p.stat().st_size}\0".encode())
+        step = max(1, len(data) // _BLOCKS)
+        for p in meta + data[::step]:
+            _hash_file(h, p)
+    else:
+        _hash_file(h, path)
+    return "sha256:" + h.hexdigest()

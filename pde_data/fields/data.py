@@ -208,15 +208,21 @@ class FieldData:
     # -- normalisers -----------------------------------------------------------------------
     def fit_normalizers(self, kind: str = "unit", eps: float | None = None):
         """``(x_normaliser, y_normaliser)`` fitted on this split (``kind`` "unit" or
-        "pointwise"); coordinate channels of x pass through unchanged."""
+        "pointwise"); coordinate channels of x pass through unchanged. Inputs, which are
+        encoded, never divide by a floored std: their small stds fall back to the channel's
+        (``small_std="fallback"``); outputs, which are only decoded, are floored at ``eps``
+        (see :mod:`pde_data.normalize`; each normaliser's ``summary()`` says what it did)."""
         classes = {"unit": UnitGaussian, "pointwise": PointwiseGaussian}
         if kind not in classes:
             raise ValueError(f"unknown normaliser kind {kind!r}; choose from {sorted(classes)}")
+        if len(self) == 0:
+            raise ValueError("cannot fit normalisers on a split of 0 samples")
         cls = classes[kind]
         kw = {} if eps is None else {"eps": eps}
         periodic = bool(self.periodic)
-        xn = cls(periodic=periodic, **kw).fit(self.x, passthrough=self.coord_channels, periodic=periodic)
-        yn = cls(periodic=periodic, **kw).fit(self.y, periodic=periodic)
+        xn = cls(periodic=periodic, small_std="fallback", **kw).fit(
+            self.x, passthrough=self.coord_channels, periodic=periodic)
+        yn = cls(periodic=periodic, small_std="floor", **kw).fit(self.y, periodic=periodic)
         return xn, yn
 
     # -- batches ---------------------------------------------------------------------------

@@ -15,6 +15,7 @@ __all__ = [
     "as_field_array",
     "check_finite",
     "in_memory",
+    "numeric_field",
     "read_rows",
 ]
 
@@ -88,9 +89,7 @@ class XarraySource:
             sel = da if sorted_idx is None else da.isel({SAMPLE: sorted_idx})
             sp = [d for d in self.spatial_dims if d in da.dims]
             vals = np.asarray(sel.transpose(SAMPLE, *sp, *ex).values)
-            if not np.issubdtype(vals.dtype, np.number) or np.issubdtype(vals.dtype, np.complexfloating):
-                raise ValueError(f"variable {da.name!r} has dtype {vals.dtype}; only real numeric fields are supported")
-            vals = vals.astype(self.dtype, copy=False)
+            vals = numeric_field(vals, f"variable {da.name!r}").astype(self.dtype, copy=False)
             if sp:
                 vals = vals.reshape(k, *self.spatial_shape, w)
             else:  # per-sample parameter: one constant channel over the grid
@@ -105,6 +104,17 @@ class XarraySource:
         return out
 
 
+def numeric_field(vals: np.ndarray, label: str) -> np.ndarray:
+    """``vals`` if it holds real numbers; a boolean field (e.g. the two-phase Darcy coefficient
+    of neuraloperator's ``.pt`` files) as its 0 / 1 values; anything else a ``ValueError``."""
+    if vals.dtype == np.bool_:
+        return vals.astype(np.uint8)
+    if not np.issubdtype(vals.dtype, np.number) or np.issubdtype(vals.dtype, np.complexfloating):
+        raise ValueError(f"{label} has dtype {vals.dtype}; only real numeric (or boolean) "
+                         "fields are supported")
+    return vals
+
+
 def in_memory(da) -> bool:
     """Whether the values of the xarray variable ``da`` are loaded (not lazily backed)."""
     try:
@@ -115,7 +125,7 @@ def in_memory(da) -> bool:
 
 def check_finite(vals: np.ndarray, name: str, rows: np.ndarray | None) -> None:
     """Raise naming ``name`` and the samples (``rows``: their dataset indices) with NaN / inf."""
-    if not np.issubdtype(vals.dtype, np.floating):
+    if not np.issubdtype(vals.dtype, np.floating) or vals.size == 0:
         return
     ok = np.isfinite(vals).reshape(vals.shape[0], -1).all(axis=1)
     if not ok.all():
@@ -146,7 +156,5 @@ def as_field_array(a, label: str) -> np.ndarray:
     arr = np.asarray(a)
     if arr.ndim < 3:
         raise ValueError(f"{label} must be (n, *spatial, channels) with at least one spatial axis, got shape {arr.shape}")
-    if not np.issubdtype(arr.dtype, np.number) or np.issubdtype(arr.dtype, np.complexfloating):
-        raise ValueError(f"{label} must be real numeric, got dtype {arr.dtype}")
-    return arr.astype(np.float32, copy=False)
+    return numeric_field(arr, label).astype(np.float32, copy=False)
 

@@ -34,6 +34,28 @@ _NAME_PATTERNS = [
 ]
 
 
+#: an HDF5 dataset may declare at most this many times the bytes it stores in the file (deflate
+#: compresses at most ~1032:1), so an unwritten or forged dataset of a small file is refused
+#: instead of being allocated in full
+H5_EXPANSION = 1100
+#: ... datasets smaller than this are read whatever they store
+H5_SLACK = 1 << 20
+
+
+def read_h5(dset, where: str) -> np.ndarray:
+    """The values of the h5py dataset ``dset``, after checking that the file holds them: a
+    dataset that declares far more bytes than it stores (no chunks written, a forged shape) is
+    a :class:`DataFormatError` naming it, not a huge allocation of fill values."""
+    nbytes = int(dset.size) * int(dset.dtype.itemsize)
+    if nbytes > H5_SLACK:
+        stored = int(dset.id.get_storage_size())
+        if nbytes > H5_EXPANSION * stored:
+            raise DataFormatError(
+                f"{where}: dataset {dset.name!r} declares {nbytes} bytes {dset.shape} but the "
+                f"file stores {stored} bytes of it (unwritten or corrupt): refusing to read it")
+    return np.asarray(dset[()])
+
+
 def pde_from_name(path: str | Path) -> str | None:
     """The PDE a dataset file name suggests (``ns_V1e-3_N5000_T50.mat`` -> navier_stokes)."""
     name = Path(path).name.lower()

@@ -1,5 +1,6 @@
-"""FNO-style MATLAB ``.mat`` datasets (Li et al. 2021): v5 through ``scipy.io.loadmat``, v7.3
-(HDF5 with MATLAB's reversed axis order) through ``h5py``.
+"""FNO-style MATLAB ``.mat`` datasets (Li et al. 2021): v5 parsed here with numpy (every element
+checked against the bytes the file holds, so a corrupt file is a ``DataFormatError``, never a
+crash or a runaway allocation), v7.3 (HDF5 with MATLAB's reversed axis order) through ``h5py``.
 
 Recognised layouts, mapped to the schema's names: Darcy ``coeff``/``sol`` (N, s, s) ->
 ``a``/``u`` on the node grid; Burgers ``a``/``u`` (N, s) -> ``u0``/``u`` (periodic); Navier-Stokes
@@ -16,7 +17,14 @@ from pathlib import Path
 import numpy as np
 
 from pde_data.errors import DataFormatError
-from pde_data.formats._build import PERIODIC_PDES, build, pde_from_name, safe_name, spatial_names
+from pde_data.formats._build import (
+    PERIODIC_PDES,
+    build,
+    pde_from_name,
+    read_h5,
+    safe_name,
+    spatial_names,
+)
 from pde_data.schema import SAMPLE, TIME
 
 HEADER = 128
@@ -80,22 +88,114 @@ def read(path) -> xarray.Dataset:  # noqa: F821
     return ds
 
 
-def _read_v5(path: Path) -> dict[str, np.ndarray]:
-    import scipy.io
+# MAT v5 data types (element tags) and array classes (MathWorks, "MAT-File Format", 2020)
+_MI_DTYPES = {1: "i1", 2: "u1", 3: "i2", 4: "u2", 5: "i4", 6: "u4", 7: "f4", 9: "f8", 12: "i8",
+              13: "u8"}
+_MI_MATRIX, _MI_COMPRESSED = 14, 15
+_MX_NUMERIC = {6: "f8", 7: "f4", 8: "i1", 9: "u1", 10: "i2", 11: "u2", 12: "i4", 13: "u4",
+               14: "i8", 15: "u8"}
+_MX_LOGICAL, _MX_COMPLEX = 0x200, 0x800
+#: a compressed variable may inflate to at most this many times its compressed size (deflate
+#: reaches ~1032:1), plus _V5_SLACK bytes
+_V5_EXPANSION, _V5_SLACK = 1100, 1 << 20
 
-    raw = scipy.io.loadmat(path)
-    out = {}
-    for k, v in raw.items():
-        if k.startswith("__") or not isinstance(v, np.ndarray):
-            continue
-        if v.dtype.kind in "biuf":
-            out[k] = v
+
+def _read_v5(path: Path) -> dict[str, np.ndarray]:
+    """The real numeric (and logical) arrays of a MAT v5 file, by name, parsed here with numpy:
+    every element is checked against the bytes the file holds before anything is allocated
+    (scipy's reader trusts the file and crashes the process on some corrupt ones)."""
+    data = path.read_bytes()
+    order = "<" if data[126:128] == b"IM" else ">"
+    out: dict[str, np.ndarray] = {}
+    pos = HEADER
+    while pos < len(data):
+        mtype, body, pos = _v5_element(data, pos, order, path, padded=False)
+        if mtype == _MI_COMPRESSED:
+            body = _inflate(body, path)
+            mtype, body, _ = _v5_element(body, 0, order, path, padded=False)
+        if mtype != _MI_MATRIX:
+            continue  # other top-level elements carry no variable
+        name, arr = _v5_matrix(body, order, path)
+        if arr is not None and name:
+            out[name] = arr
     return out
+
+
+def _v5_element(buf: bytes, pos: int, order: str, path, padded: bool = True):
+    """``(type, body, next position)`` of the data element at ``pos`` (its 8-byte tag, or a
+    small element packed into the tag), checked to lie inside ``buf``."""
+    if pos + 8 > len(buf):
+        raise _error(path, f"truncated MAT-file: an element tag at byte {pos} is cut off")
+    word, nbytes = struct.unpack(order + "II", buf[pos:pos + 8])
+    if word >> 16:  # small data element: type and size in the first 4 bytes, data in the next
+        mtype, nbytes = word & 0xFFFF, word >> 16
+        if nbytes > 4:
+            raise _error(path, f"corrupt MAT-file: a small element at byte {pos} holds "
+                               f"{nbytes} > 4 bytes")
+        return mtype, buf[pos + 4:pos + 4 + nbytes], pos + 8
+    end = pos + 8 + nbytes
+    if end > len(buf):
+        raise _error(path, f"truncated or corrupt MAT-file: an element at byte {pos} declares "
+                           f"{nbytes} bytes, {len(buf) - pos - 8} remain")
+    return word, buf[pos + 8:end], (end + (-nbytes) % 8) if padded else end
+
+
+def _inflate(body: bytes, path) -> bytes:
+    import zlib
+
+    limit = _V5_EXPANSION * len(body) + _V5_SLACK
+    try:
+        inflater = zlib.decompressobj()
+        raw = inflater.decompress(body, limit)
+    except zlib.error as e:
+        raise _error(path, f"corrupt compressed variable in the MAT-file: {e}") from None
+    if inflater.unconsumed_tail:
+        raise _error(path, f"a compressed variable of {len(body)} bytes inflates beyond {limit} "
+                           "bytes (corrupt, or not a MAT-file made by MATLAB / scipy)")
+    return raw
+
+
+def _v5_matrix(body: bytes, order: str, path) -> tuple[str, np.ndarray | None]:
+    """``(name, array)`` of one miMATRIX element; ``array`` None for non-numeric classes
+    (cell, struct, char, sparse, ...), which are skipped, and for complex arrays."""
+    parts = []
+    pos = 0
+    while pos < len(body) and len(parts) < 5:
+        mtype, sub, pos = _v5_element(body, pos, order, path)
+        parts.append((mtype, sub))
+    if len(parts) < 3 or parts[0][0] != 6 or len(parts[0][1]) != 8 or parts[1][0] != 5 \
+            or len(parts[1][1]) % 4 or parts[2][0] not in (1, 2):
+        raise _error(path, "corrupt MAT-file: a variable without array flags, dimensions and name")
+    flags = struct.unpack(order + "I", parts[0][1][:4])[0]
+    cls = flags & 0xFF
+    dims = np.frombuffer(parts[1][1], dtype=order + "i4").astype(np.int64)
+    try:
+        name = parts[2][1].decode("ascii")
+    except UnicodeDecodeError:
+        raise _error(path, "corrupt MAT-file: a variable name that is not ASCII") from None
+    if dims.size < 2 or np.any(dims < 0):
+        raise _error(path, f"corrupt MAT-file: variable {name!r} has dimensions {dims.tolist()}")
+    if cls not in _MX_NUMERIC or flags & _MX_COMPLEX:
+        return name, None
+    if len(parts) < 4 or parts[3][0] not in _MI_DTYPES:
+        raise _error(path, f"corrupt MAT-file: variable {name!r} has no numeric data element")
+    stored = np.dtype(order + _MI_DTYPES[parts[3][0]])
+    raw = parts[3][1]
+    count = int(np.prod(dims))
+    if len(raw) != count * stored.itemsize:
+        raise _error(path, f"corrupt MAT-file: variable {name!r} of dimensions {dims.tolist()} "
+                           f"holds {len(raw)} bytes of {stored}, expected {count * stored.itemsize}")
+    arr = np.frombuffer(raw, dtype=stored).reshape(tuple(dims), order="F")
+    target = np.bool_ if flags & _MX_LOGICAL else np.dtype(_MX_NUMERIC[cls])
+    return name, np.array(arr, dtype=np.dtype(target).newbyteorder("="), order="C")
 
 
 def _read_v73(path: Path) -> dict[str, np.ndarray]:
     import h5py
 
+    from pde_data.formats.hdf5check import check_global_heaps
+
+    check_global_heaps(path)  # the HDF5 library can hang on a corrupt global heap
     out = {}
     with h5py.File(path, "r") as f:
         for k, obj in f.items():
@@ -106,7 +206,7 @@ def _read_v73(path: Path) -> dict[str, np.ndarray]:
             if cls not in NUMERIC_CLASSES or obj.attrs.get("MATLAB_empty", 0):
                 continue
             # MATLAB stores column-major: the HDF5 shape is the MATLAB shape reversed.
-            out[k] = np.asarray(obj[()]).T
+            out[k] = read_h5(obj, str(path)).T
     return out
 
 

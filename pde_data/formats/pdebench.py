@@ -14,7 +14,8 @@ import numpy as np
 from einops import rearrange
 
 from pde_data.errors import DataFormatError
-from pde_data.formats._build import PERIODIC_PDES, build, pde_from_name, spatial_names
+from pde_data.formats._build import PERIODIC_PDES, build, pde_from_name, read_h5, spatial_names
+from pde_data.formats.hdf5check import check_global_heaps
 from pde_data.schema import SAMPLE, SPATIAL_DIMS, TIME
 
 HDF5_MAGIC = b"\x89HDF\r\n\x1a\n"
@@ -32,6 +33,7 @@ def read(path):
         head = f.read(8)
     if head != HDF5_MAGIC:
         raise _error(path, f"not an HDF5 file (no HDF5 signature; got {head!r})")
+    check_global_heaps(path)  # the HDF5 library can hang on a corrupt global heap
     with h5py.File(path, "r") as f:
         if "tensor" not in f:
             if any(k.isdigit() for k in f):
@@ -41,12 +43,13 @@ def read(path):
                     "only one-array files with a 'tensor' dataset",
                 )
             raise _error(path, f"missing variable 'tensor' (datasets: {sorted(f.keys())})")
-        tensor = np.asarray(f["tensor"][()])
+        where = str(path)
+        tensor = read_h5(f["tensor"], where)
         coords = {}
         for d in (*SPATIAL_DIMS, TIME):
             key = f"{d}-coordinate"
-            coords[d] = np.asarray(f[key][()]).ravel() if key in f else None
-        nu = np.asarray(f["nu"][()]) if "nu" in f else None
+            coords[d] = read_h5(f[key], where).ravel() if key in f else None
+        nu = read_h5(f["nu"], where) if "nu" in f else None
         attrs = {k: v for k, v in f.attrs.items()}
     ds = from_arrays(tensor, coords, nu, attrs, path)
     ds.attrs["source_format"] = "pdebench-h5"

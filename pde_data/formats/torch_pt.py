@@ -9,12 +9,19 @@ other, naming it; tensors are rebuilt with numpy from (storage, offset, size, st
 Keys map to variables: ``x``/``y`` -> ``input``/``output`` (``a``/``u`` for Darcy), Burgers'
 ``input``/``output``/``visc`` -> ``u0``/``u`` and attr ``nu``; other tensors keep their names,
 plain numbers become attributes.
+
+What a file can make the reader allocate is bounded by the file: a tensor may not hold more
+elements than its storage (a stride-0 "expanded" tensor of a few bytes is refused), and the
+storages read plus the tensors built may not exceed :data:`ALLOC_FACTOR` times the file's size
+(plus :data:`ALLOC_SLACK`), so a small file cannot expand into a large allocation (many
+tensors viewing one storage, a storage entry that decompresses far beyond its size).
 """
 
 from __future__ import annotations
 
 import collections
 import io
+import math
 import pickle
 import zipfile
 from pathlib import Path
@@ -83,9 +90,37 @@ _DTYPES = (
 )
 
 
-def _rebuild_tensor(storage, storage_offset, size, stride, *_rest):
+#: the storages read and tensors built from a file may take at most this many times its size
+ALLOC_FACTOR = 4
+#: ... plus this many bytes (small files)
+ALLOC_SLACK = 1 << 20
+
+
+class AllocationLimit(pickle.UnpicklingError):
+    """The file declares more data than it can hold (a bound on what the reader allocates)."""
+
+
+class _Budget:
+    """Bytes the reader may still allocate for one file."""
+
+    def __init__(self, file_size: int):
+        self.total = ALLOC_FACTOR * int(file_size) + ALLOC_SLACK
+        self.left = self.total
+
+    def take(self, nbytes: int, what: str) -> None:
+        if nbytes > self.left:
+            raise AllocationLimit(
+                f"{what} needs {nbytes} bytes, more than the {self.total} bytes a file of this "
+                f"size may expand to ({ALLOC_FACTOR} x its size + {ALLOC_SLACK}): it declares "
+                "more data than it holds")
+        self.left -= nbytes
+
+
+def _rebuild_tensor(storage, storage_offset, size, stride, *_rest, budget=None):
     """``torch._utils._rebuild_tensor_v2`` with numpy: a strided view of the storage, copied."""
     arr = storage
+    if not isinstance(arr, np.ndarray):
+        raise pickle.UnpicklingError(f"a tensor's storage is a {type(arr).__name__}, not a storage")
     size, stride = tuple(int(s) for s in size), tuple(int(s) for s in stride)
     if len(size) != len(stride) or any(s < 0 for s in size) or any(s < 0 for s in stride):
         raise pickle.UnpicklingError(f"invalid tensor geometry size={size} stride={stride}")
@@ -98,6 +133,13 @@ def _rebuild_tensor(storage, storage_offset, size, stride, *_rest):
             f"tensor of size {size}, stride {stride}, offset {offset} reaches element {last} "
             f"of a storage of {arr.size} elements (truncated or corrupt file)"
         )
+    numel = math.prod(size)
+    if numel > arr.size:
+        raise AllocationLimit(
+            f"a tensor of size {size} (stride {stride}) declares {numel} elements, but its "
+            f"storage holds {arr.size}: a tensor cannot hold more values than its storage")
+    if budget is not None:
+        budget.take(numel * arr.dtype.itemsize, f"a tensor of size {size}")
     item = arr.dtype.itemsize
     view = np.lib.stride_tricks.as_strided(
         arr[offset:], shape=size, strides=tuple(s * item for s in stride), writeable=False
@@ -130,15 +172,24 @@ class ForbiddenGlobal(pickle.UnpicklingError):
 
 
 class _Unpickler(pickle.Unpickler):
-    def __init__(self, data: bytes, storages):
+    def __init__(self, data: bytes, storages, budget: _Budget | None = None):
         super().__init__(io.BytesIO(data))
         self._storages = storages
+        self._budget = budget
 
     def find_class(self, module, name):
         try:
-            return _ALLOWED[(module, name)]
+            found = _ALLOWED[(module, name)]
         except KeyError:
             raise ForbiddenGlobal(module, name) from None
+        if found is _rebuild_tensor:
+            budget = self._budget
+
+            def rebuild(*args):
+                return _rebuild_tensor(*args, budget=budget)
+
+            return rebuild
+        return found
 
     def persistent_load(self, pid):
         if not (isinstance(pid, tuple) and len(pid) >= 5 and pid[0] == "storage"):
@@ -177,6 +228,7 @@ def load_tensor_dict(path) -> dict:
                 f"{path}: no unique '<archive>/data.pkl' in the zip (entries: {names[:8]})"
             )
         prefix = pkls[0][: -len("data.pkl")]
+        budget = _Budget(path.stat().st_size)
         byteorder = "little"
         if f"{prefix}byteorder" in names:
             byteorder = zf.read(f"{prefix}byteorder").decode().strip() or "little"
@@ -195,6 +247,7 @@ def load_tensor_dict(path) -> dict:
                         f"storage {entry!r} has {size} bytes, expected {want} "
                         "(truncated or corrupt file)"
                     )
+                budget.take(want, f"storage {entry!r}")
                 with zf.open(entry) as fh:
                     raw = fh.read(want)
                 if len(raw) != want:
@@ -208,7 +261,10 @@ def load_tensor_dict(path) -> dict:
             return cache[key]
 
         try:
-            obj = _Unpickler(zf.read(pkls[0]), storage).load()
+            budget.take(zf.getinfo(pkls[0]).file_size, f"the pickle {pkls[0]!r}")
+            obj = _Unpickler(zf.read(pkls[0]), storage, budget).load()
+        except AllocationLimit as e:
+            raise DataFormatError(f"{path}: refusing to load: {e}") from None
         except ForbiddenGlobal as e:
             raise DataFormatError(
                 f"{path}: refusing to load: the pickle references the forbidden global "

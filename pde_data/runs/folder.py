@@ -65,15 +65,30 @@ def jsonable(value: Any) -> Any:
 
 
 class Run:
-    """One run folder. ``Run(path)`` creates it if missing; nothing else is written until asked."""
+    """One run folder. ``Run(path)`` creates it if missing (a writer: training); nothing else is
+    written until asked. Readers (evaluate, predict, export) use :meth:`open`, which never
+    creates anything and refuses a path that is not a run folder."""
 
-    def __init__(self, path: str | os.PathLike, keep: int = 2):
-        if keep < 1:
-            raise ValueError(f"keep must be >= 1, got {keep}")
+    def __init__(self, path: str | os.PathLike, keep: int = 2, *, must_exist: bool = False):
+        if isinstance(keep, bool) or not isinstance(keep, int) or keep < 1:
+            raise ValueError(f"keep must be >= 1, got {keep!r}")
         self.path = Path(path)
-        self.path.mkdir(parents=True, exist_ok=True)
+        if must_exist:
+            if not self.path.is_dir():
+                raise RunError(f"{self.path} does not exist: give the folder of a trained run "
+                               "(the --out of a train command)")
+            if not (self.path / CONFIG).is_file():
+                raise RunError(f"{self.path} is not a run folder: it has no {CONFIG}")
+        else:
+            self.path.mkdir(parents=True, exist_ok=True)
         self.keep = keep
         self._manager = None
+
+    @classmethod
+    def open(cls, path: str | os.PathLike, keep: int = 2) -> Run:
+        """An existing run folder (with ``config.json``), for reading; nothing is created. A
+        missing folder or one without a config is a :class:`RunError`."""
+        return cls(path, keep, must_exist=True)
 
     # -- config ---------------------------------------------------------------------------
     @property

@@ -128,7 +128,7 @@ def test_train_on_a_point_set_file(tmp_path, capsys):
     assert (out / "eval_tasks.json").exists() and (out / "eval_tasks.png").exists()
     write_point_sets(path, n_tasks=4, n_points=14, x_dim=2, y_3d=True)  # the file changed
     code, _, err = run_cli(capsys, *[a if a != "2" else "3" for a in argv])
-    assert code == 2 and "data_options" in err and "'n_tasks': 5" in err
+    assert code == 2 and "tasks.nc has changed since the run" in err
 
 
 def context_baseline_ll(batch) -> np.ndarray:
@@ -204,3 +204,22 @@ def test_two_devices_match_one_and_compile_the_step_once(tmp_path):
     two = json.loads(out.stdout.strip().splitlines()[-1])
     assert two["loss"] == pytest.approx(one["loss"], rel=1e-4)
     assert two["compiles"] == 1, out.stderr[-3000:]
+
+
+def test_bad_numbers_and_a_replaced_data_file_are_refused(tmp_path):
+    """lr must be finite, the seed non-negative; a run whose point-set file was replaced by
+    other data of the same shape is not resumed on it (#16)."""
+    for kw, name in (({"lr": float("inf")}, "lr"), ({"lr": float("nan")}, "lr"),
+                     ({"seed": -1}, "seed"), ({"steps": 2.5}, "steps")):
+        with pytest.raises(ValueError, match=name):
+            make_config("cnp", "rbf", **kw)
+    path = write_point_sets(tmp_path / "p.nc", seed=0)
+    started = make_config("cnp", str(path), **TINY)
+    assert started["data_fingerprint"].startswith("sha256:")
+    Run(tmp_path / "run").write_config(started)  # a run that started on the first file
+    write_point_sets(path, seed=1)  # same shape, other values
+    with pytest.raises(RunError, match="p.nc has changed since the run"):
+        train(tmp_path / "run", make_config("cnp", str(path), **TINY), progress=False)
+    write_point_sets(path, seed=0)  # the same content again: the fingerprint agrees
+    assert make_config("cnp", str(path), **TINY)["data_fingerprint"] == \
+        started["data_fingerprint"]

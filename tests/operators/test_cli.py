@@ -76,3 +76,30 @@ def test_predict_subprocess(trained, darcy, tmp_path):
     again = subprocess.run(cmd, check=False, capture_output=True, text=True, env=subprocess_env(),
                            cwd=ROOT, timeout=300)
     assert again.returncode == 2 and "exists" in again.stderr
+
+
+def test_evaluate_never_writes_its_plot_over_a_file(trained, darcy, tmp_path, capsys):
+    keep = tmp_path / "keep.png"
+    keep.write_bytes(b"precious")
+    argv = ["evaluate", "--run", str(trained), "--data", str(darcy / "test31.nc")]
+    for extra, words in ((["--plot", str(keep)], "exists; pass --overwrite"),
+                         (["--plot", str(tmp_path / "data.nc")], "ending in .png")):
+        assert main([*argv, *extra]) == 2
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and words in err, err
+    assert keep.read_bytes() == b"precious"
+
+
+def test_data_problems_are_one_line(trained, darcy, tmp_path, capsys):
+    """A corrupt zarr chunk and a dataset without samples: exit 2 and one line naming them."""
+    ds = pde_data.load(darcy / "test31.nc")
+    store = pde_data.save(ds, tmp_path / "t.zarr")
+    chunk = next(p for p in (store / "u").rglob("*") if p.is_file() and "zarr" not in p.name)
+    chunk.write_bytes(b"\x00garbage" * 8)
+    empty = pde_data.save(ds.isel(sample=slice(0, 0)), tmp_path / "empty.nc")
+    for data, words in ((store, "t.zarr: variable 'u'"), (empty, "holds no samples")):
+        assert main(["evaluate", "--run", str(trained), "--data", str(data)]) == 2
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and words in err and "Traceback" not in err, err
+    assert main(["evaluate", "--run", str(tmp_path / "missing"), "--data", str(empty)]) == 2
+    assert not (tmp_path / "missing").exists()

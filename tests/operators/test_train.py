@@ -306,3 +306,67 @@ def test_mgno_conv_runs_from_before_the_prolongation_option_keep_their_operator(
     assert operators.default_hparams("mgno-conv")["prolongation"] == "resize"
     with pytest.raises(ValueError, match="prolongation"):
         operators.build_model("mgno-conv", 1, 1, prolongation="cubic", **hp)
+
+
+# ----------------------------------------------------------- bad input and faults (#16)
+
+
+def test_small_train_split_input_normaliser_falls_back_and_says_so(darcy, tmp_path, capsys):
+    """The FNO's pointwise input normaliser on 4 training samples: points where the coefficient
+    never changed are scaled by the channel's std, not by a floored 1e-6 (which gave validation
+    relative L2 in the hundreds); the run records the choice in its metrics log."""
+    res = train_small(darcy / "train.nc", tmp_path / "run", epochs=2, n_train=4, n_val=4)
+    rows = [r for r in Run(tmp_path / "run").read_metrics() if r.get("event") == "normalisers"]
+    assert len(rows) == 1
+    x, y = rows[0]["x"], rows[0]["y"]
+    assert x["kind"] == "pointwise" and x["small_std"] == "fallback" and x["n_fallback"] > 0
+    assert y["small_std"] == "floor" and y["n_floored"] > 0  # the zero boundary of u
+    assert "channel's std" in capsys.readouterr().err
+    assert res["best_val"] < 2.0
+    std = np.load(tmp_path / "run" / "normalisers_x.npz")["std"][..., 0]
+    assert std.min() > 0.1
+
+
+def test_resume_after_the_data_file_was_replaced_is_refused(darcy, tmp_path):
+    import shutil
+
+    data = tmp_path / "train.nc"
+    shutil.copy(darcy / "train.nc", data)
+    kw = {"epochs": 2, "max_steps": 2}
+    train_small(data, tmp_path / "run", **kw)
+    config = json.loads((tmp_path / "run" / "config.json").read_text())
+    assert config["data_fingerprint"] == pde_data.storage.fingerprint(data)
+    pde_data.save(pde_data.darcy.generate(9, 40, 16), data, )
+    with pytest.raises(RunError, match="has changed since the run"):
+        train_small(data, tmp_path / "run", **kw)
+    shutil.copy(darcy / "train.nc", data)  # the original content back: resumes
+    assert train_small(data, tmp_path / "run", epochs=2, max_steps=3)["step"] == 3
+
+
+def test_nothing_is_written_before_the_model_and_test_files_are_accepted(darcy, tmp_path):
+    """A bad hyper-parameter value or --test file is refused before the run folder exists, so
+    the corrected command is not refused as 'another configuration' of a half-made run."""
+    from operators.train import train
+
+    for bad in ({"width": -1}, {"width": float("nan")}, {"width": "x"}, {"modes": 0}):
+        with pytest.raises(ValueError, match="width|modes"):
+            train(darcy / "train.nc", MODEL, tmp_path / "r", hparams=bad, epochs=1,
+                  progress=False)
+    with pytest.raises(FileNotFoundError, match="nope.nc"):
+        train_small(darcy / "train.nc", tmp_path / "r", epochs=1, tests=[tmp_path / "nope.nc"])
+    burgers = pde_data.save(pde_data.burgers.generate(0, 2, 16, times=[0.5]), tmp_path / "b.nc")
+    with pytest.raises(ValueError, match="b.nc"):
+        train_small(darcy / "train.nc", tmp_path / "r", epochs=1, tests=[burgers])
+    assert not (tmp_path / "r").exists()
+
+
+def test_a_boolean_coefficient_trains_as_a_0_1_field(darcy, tmp_path):
+    """neuraloperator's Darcy .pt sets store the coefficient as booleans (#16)."""
+    from tests.pde_data.ptfiles import write_arrays
+
+    ds = pde_data.load(darcy / "train.nc").isel(sample=slice(0, 12))
+    path = write_arrays(tmp_path / "darcy_train_16.pt",
+                        {"x": ds["a"].values > 5, "y": ds["u"].values})
+    res = train_small(path, tmp_path / "run", epochs=1, n_val=4)
+    assert res["step"] == 2 and np.isfinite(res["best_val"])
+    assert json.loads((tmp_path / "run" / "config.json").read_text())["input_positive"] == [False]

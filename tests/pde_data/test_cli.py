@@ -86,3 +86,53 @@ def test_demo_runs_the_steps_in_order_with_context_and_summary(tmp_path, capsys)
 def test_demo_step_base_class_must_be_implemented(tmp_path):
     with pytest.raises(NotImplementedError):
         DemoStep().run(tmp_path, {}, None)
+
+
+def test_demo_data_check_names_what_differs(tmp_path):
+    from pde_data import darcy, save
+
+    path = save(darcy.generate(0, 3, 9), tmp_path / "d.nc")
+    want = {"pde": "darcy", "seed": 0, "n": 3, "resolution": 9,
+            "generator_version": darcy.VERSION}
+    assert demo._differs(path, want) == ""
+    assert demo._differs(tmp_path / "absent.nc", want) == ""
+    assert demo._differs(path, {**want, "seed": 2, "n": 5}) == (
+        "it was made with seed=0, n=3; this demo asks for seed=2, n=5")
+    (tmp_path / "junk.nc").write_bytes(b"junk")
+    assert demo._differs(tmp_path / "junk.nc", want).startswith("it cannot be read")
+
+
+@pytest.mark.slow
+def test_demo_regenerates_data_made_with_other_arguments(tmp_path, capsys):
+    """A second demo in the same --out with another --n-train / --seed does not reuse the
+    first one's data (#16): the stored attrs are checked against the requested ones."""
+    from pde_data import load
+
+    class Stop(DemoStep):
+        order = 50
+
+        def run(self, out, context, args):
+            return {}
+
+    out = tmp_path / "demo"
+    assert demo.main(["--out", str(out), "--n-train", "3"], demo_steps=[DarcyData(), Stop()]) == 0
+    first = (out / "darcy_test_33.nc").read_bytes()
+    capsys.readouterr()
+    assert demo.main(["--out", str(out), "--n-train", "4", "--seed", "1"],
+                     demo_steps=[DarcyData(), Stop()]) == 0
+    printed = capsys.readouterr().out
+    assert "regenerating darcy_train_33.nc: it was made with seed=0, n=3" in printed
+    train = load(out / "darcy_train_33.nc")
+    assert (train.sizes["sample"], train.attrs["seed"]) == (4, 1)
+    assert (out / "darcy_test_33.nc").read_bytes() != first  # seed 1 + 1, not seed 0 + 1
+    assert demo.main(["--out", str(out), "--n-train", "4", "--seed", "1"],
+                     demo_steps=[DarcyData(), Stop()]) == 0
+    assert "regenerating" not in capsys.readouterr().out  # the same arguments reuse it
+
+
+def test_demo_errors_are_one_line(tmp_path, capsys):
+    for argv in (["--n-train", "0"], ["--seed", "-1"], ["--n-train", "x"]):
+        assert demo.main(["--out", str(tmp_path / "d"), *argv], demo_steps=[DarcyData()]) == 2
+        err = capsys.readouterr().err
+        assert err.startswith("opbayes demo: error:") and err.count("\n") == 1, err
+    assert not (tmp_path / "d").exists()

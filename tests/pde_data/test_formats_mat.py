@@ -144,3 +144,40 @@ def test_v4_refused(tmp_path):
     scipy.io.savemat(tmp_path / "old.mat", {"a": np.ones((2, 3)), "u": np.ones((2, 3))}, format="4")
     with pytest.raises(DataFormatError, match="v4 files are not supported"):
         load(tmp_path / "old.mat")
+
+
+def test_a_corrupt_v5_class_byte_is_an_error_not_a_crash(tmp_path):
+    """One byte (the first variable's class, single -> sparse) made scipy's reader crash the
+    process with a segmentation fault; v5 files are now parsed and checked here (#16)."""
+    r = rng_arrays()
+    a, u = r.random((3, 9, 9)), r.random((3, 9, 9))
+    path = tmp_path / "darcy.mat"
+    scipy.io.savemat(path, {"coeff": a.astype(np.float32), "sol": u.astype(np.float32)})
+    data = bytearray(path.read_bytes())
+    assert data[144] == 7  # array flags of the first variable: class mxSINGLE
+    data[144] = 5  # mxSPARSE, without a sparse layout
+    path.write_bytes(bytes(data))
+    with pytest.raises(DataFormatError, match=r"darcy.mat: .*'coeff'"):
+        load(path)
+
+
+def test_v5_arrays_match_scipy(tmp_path):
+    """The numpy v5 parser reads what scipy writes, compressed or not, every numeric class."""
+    from pde_data.formats.mat import _read_v5
+
+    r = np.random.default_rng(0)
+    arrays = {"f8": r.random((3, 4, 5)), "f4": r.random((2, 3)).astype(np.float32),
+              "i2": np.arange(12, dtype=np.int16).reshape(3, 4), "u8": np.arange(6, dtype=np.uint8),
+              "i8": np.arange(4, dtype=np.int64), "empty": np.zeros((0, 3)), "scalar": 3.5,
+              "mask": r.random((4, 4)) > 0.5}
+    for compress in (False, True):
+        path = tmp_path / f"all{compress}.mat"
+        scipy.io.savemat(path, {**arrays, "text": "skipped", "nested": {"f": 1.0},
+                                "z": r.random((2, 2)) + 1j}, do_compression=compress)
+        got = _read_v5(path)
+        want = scipy.io.loadmat(path)
+        assert set(got) == set(arrays)
+        for name in arrays:
+            np.testing.assert_array_equal(got[name], want[name])
+            assert got[name].shape == want[name].shape
+        assert got["mask"].dtype == bool and got["f4"].dtype == np.float32

@@ -116,3 +116,16 @@ def test_truncated_and_random(tmp_path):
     (tmp_path / "junk.hdf5").write_bytes(np.random.default_rng(0).bytes(1024))
     with pytest.raises(DataFormatError, match="junk.hdf5: not an HDF5 file"):
         load(tmp_path / "junk.hdf5")
+
+
+def test_a_dataset_the_file_does_not_hold_is_refused_not_allocated(tmp_path):
+    """A 1.4 KB HDF5 file may declare a 1.3 GB dataset whose chunks were never written (h5py
+    would return 1.3 GB of fill values): the reader refuses what the file does not store."""
+    path = tmp_path / "burgers_empty.h5"
+    with h5py.File(path, "w") as f:
+        f.create_dataset("tensor", shape=(2000, 10, 128, 128), dtype="f4",
+                         chunks=(1, 1, 128, 128))
+    assert path.stat().st_size < 10_000
+    with pytest.raises(DataFormatError, match=r"burgers_empty.h5: dataset '/tensor' declares "
+                                              r"\d+ bytes .* stores 0 bytes"):
+        load(path)

@@ -210,3 +210,59 @@ def test_mutated_pickles_give_clear_errors(tmp_path):
             assert f"m{i}.pt" in str(e)
             outcomes.add("error")
     assert "error" in outcomes
+
+
+# ------------------------------------------------ allocations bounded by the file (#16)
+
+
+def test_a_stride_zero_tensor_cannot_expand_beyond_its_storage(tmp_path):
+    """A few-hundred-byte file declaring two (20000, 100, 100) tensors with stride 0 on a
+    4-element storage is refused before anything is allocated."""
+    from tests.pde_data.ptfiles import archive, tensor_opcodes
+
+    huge = tensor_opcodes("0", "FloatStorage", 4, 0, (20000, 100, 100), (0, 0, 0))
+    path = tmp_path / "stride0.pt"
+    path.write_bytes(archive({"x": huge, "y": huge}, {"0": np.zeros(4, np.float32).tobytes()}))
+    assert path.stat().st_size < 1000
+    with pytest.raises(DataFormatError, match=r"stride0.pt: refusing.*storage holds 4"):
+        load(path)
+
+
+def test_many_tensors_on_one_storage_are_bounded_by_the_file_size(tmp_path):
+    """Hundreds of tensors viewing one 200 KB storage would copy it hundreds of times (400 MB):
+    what a file may expand to is bounded by its size."""
+    from tests.pde_data.ptfiles import archive, tensor_opcodes
+
+    view = tensor_opcodes("0", "FloatStorage", 50_000, 0, (10, 5000), (5000, 1))
+    items = {f"t{i}": view for i in range(400)} | {"x": view, "y": view}
+    path = tmp_path / "shared.pt"
+    path.write_bytes(archive(items, {"0": np.zeros(50_000, np.float32).tobytes()}))
+    with pytest.raises(DataFormatError, match=r"shared.pt: refusing.*more data than it holds"):
+        load(path)
+    # a few views of one storage are fine (the fixture strided_tiny.pt has x and y on one)
+    fine = tmp_path / "fine.pt"
+    fine.write_bytes(archive({"x": view, "y": view}, {"0": np.arange(50_000, dtype=np.float32)
+                                                       .tobytes()}))
+    ds = load(fine)
+    np.testing.assert_array_equal(ds["input"].values, np.arange(50_000).reshape(10, 5000))
+
+
+def test_boolean_darcy_coefficient_is_a_0_1_field_to_train_on(tmp_path):
+    """neuraloperator's Darcy sets store the coefficient as booleans: load keeps them as read,
+    the fields pipeline gives them to a model as 0.0 / 1.0."""
+    from pde_data.pipeline import FieldData
+    from tests.pde_data.ptfiles import write_arrays
+
+    rng = np.random.default_rng(0)
+    a = rng.random((4, 6, 6)) > 0.5
+    u = rng.random((4, 6, 6)).astype(np.float32)
+    path = write_arrays(tmp_path / "darcy_train_6.pt", {"x": a, "y": u})
+    ds = load(path)
+    assert ds["a"].dtype == bool and ds.attrs["pde"] == "darcy"
+    data = FieldData.from_dataset(path)
+    x, y = data.take([0, 1, 2, 3])
+    assert x.dtype == np.float32
+    np.testing.assert_array_equal(x[..., 0], a.astype(np.float32))
+    np.testing.assert_array_equal(y[..., 0], u)
+    xn, _ = data.fit_normalizers("pointwise")
+    assert np.isfinite(np.asarray(xn.encode(x))).all()

@@ -100,17 +100,143 @@ def test_info_and_convert_verbs(tmp_path, capsys):
     assert dst.exists()
 
 
+def _one_line_error(capsys, *words):
+    err = capsys.readouterr().err
+    assert err.startswith("python -m pde_data") and err.count("\n") == 1, err
+    assert "Traceback" not in err and all(w in err for w in words), err
+
+
 def test_bad_options_are_refused(tmp_path, capsys):
+    """The one error policy: exit 2 and one line, for usage errors and refused values alike."""
     out = str(tmp_path / "x.nc")
     assert main(["generate", "darcy", "--n", "2", "--resolution", "9", "--nu", "0.1",
                  "--out", out]) == 2
-    assert "--nu does not apply to darcy" in capsys.readouterr().err
+    _one_line_error(capsys, "--nu does not apply to darcy")
     assert main(["generate", "darcy", "--n", "2", "--resolution", "10",
-                 "--solve-resolution", "33", "--out", out, "--no-progress"]) == 1
-    assert "subsampling" in capsys.readouterr().err
-    with pytest.raises(SystemExit):
-        main(["generate", "heat", "--n", "2", "--resolution", "9", "--out", out])
-    with pytest.raises(SystemExit):
-        main(["generate", "burgers", "--n", "2", "--resolution", "8", "--times", "a,b",
-              "--out", out])
+                 "--solve-resolution", "33", "--out", out, "--no-progress"]) == 2
+    _one_line_error(capsys, "subsampling")
+    assert main(["generate", "heat", "--n", "2", "--resolution", "9", "--out", out]) == 2
+    _one_line_error(capsys, "invalid choice")
+    assert main(["generate", "burgers", "--n", "2", "--resolution", "8", "--times", "a,b",
+                 "--out", out]) == 2
+    _one_line_error(capsys, "--times")
+    for bad in (["--n", "0"], ["--n", "-3"], ["--chunk-size", "0"], ["--nu", "nan"],
+                ["--dt", "inf"], ["--times", "0:1e30:1e-30"], ["--times", "0:inf:1"]):
+        args = {"--n": "2", "--chunk-size": "1", bad[0]: bad[1]}
+        argv = ["generate", "burgers", "--resolution", "8", "--out", out]
+        assert main([*argv, *[a for kv in args.items() for a in kv]]) == 2, bad
+        _one_line_error(capsys, bad[0])
     assert not Path(out).exists()
+
+
+# --------------------------------------------------------------- outputs and faults (#16)
+
+
+def test_an_existing_output_is_never_replaced_without_overwrite(tmp_path, capsys):
+    out = tmp_path / "d.nc"
+    assert main(["generate", "darcy", "--n", "2", "--resolution", "9", "--out", str(out),
+                 "--no-progress"]) == 0
+    before = out.read_bytes()
+    assert main(["generate", "darcy", "--n", "3", "--resolution", "9", "--seed", "5",
+                 "--out", str(out), "--no-progress"]) == 2
+    _one_line_error(capsys, "d.nc exists", "--overwrite")
+    assert out.read_bytes() == before and not gen.partial_path(out).exists()
+    src = tmp_path / "other.nc"
+    assert main(["generate", "darcy", "--n", "1", "--resolution", "9", "--out", str(src),
+                 "--no-progress"]) == 0
+    capsys.readouterr()
+    assert main(["convert", str(src), str(out)]) == 2
+    _one_line_error(capsys, "d.nc exists", "--overwrite")
+    assert out.read_bytes() == before
+    assert main(["convert", str(src), str(out), "--overwrite"]) == 0
+    assert _load(out).sizes["sample"] == 1
+    assert main(["generate", "darcy", "--n", "3", "--resolution", "9", "--seed", "5",
+                 "--out", str(out), "--no-progress", "--overwrite"]) == 0
+    assert _load(out).sizes["sample"] == 3
+
+
+@pytest.mark.parametrize("name", ["x.h5", "x", "x.nc/"])
+def test_an_unsupported_output_is_refused_before_any_sample_is_solved(tmp_path, capsys,
+                                                                       monkeypatch, name):
+    from pde_data import darcy
+
+    def no_solving(*args, **kwargs):
+        raise AssertionError("a sample was solved")
+
+    monkeypatch.setattr(darcy, "generate_arrays", no_solving)
+    (tmp_path / "x.nc").mkdir()
+    out = str(tmp_path / name)
+    assert main(["generate", "darcy", "--n", "40", "--resolution", "33", "--out", out,
+                 "--no-progress"]) == 2
+    _one_line_error(capsys)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["x.nc"]  # no .partial, nothing
+
+
+def _run_to_completion(args, out):
+    proc = _cli(*args, "--out", str(out))
+    _, err = proc.communicate(timeout=600)
+    assert proc.returncode == 0, err
+
+
+def _kill_at(proc, stage: str, out: Path, rng) -> str:
+    """SIGKILL ``proc`` at ``stage``: ``early`` (a random moment of start-up), ``chunk`` (a
+    random moment after a random number of finished chunks) or ``save`` (as soon as the
+    temporary file of the final save appears). Returns where it was killed."""
+    part = gen.partial_path(out)
+    deadline = time.time() + 300
+    if stage == "early":
+        time.sleep(float(rng.uniform(0.0, 3.0)))
+    elif stage == "chunk":
+        want = int(rng.integers(1, 6))
+        while time.time() < deadline and proc.poll() is None and \
+                len(list(part.glob("chunk_*.npz"))) < want:
+            time.sleep(0.005)
+        time.sleep(float(rng.uniform(0.0, 0.1)))
+    else:
+        while time.time() < deadline and proc.poll() is None and \
+                not any(p.name.startswith(f".{out.name}.") for p in out.parent.iterdir()):
+            time.sleep(0.0005)
+    if proc.poll() is not None:
+        return "finished"
+    chunks = len(list(part.glob("chunk_*.npz")))
+    saving = any(p.name.startswith(f".{out.name}.") for p in out.parent.iterdir())
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(timeout=60)
+    return f"{stage}: {chunks} chunks{', saving' if saving else ''}"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("seed, suffix", [(0, ".nc"), (1, ".zarr"), (2, ".nc"), (3, ".zarr")])
+def test_kill_9_at_random_points_then_rerun_gives_the_uninterrupted_data(tmp_path, seed,
+                                                                         suffix):
+    """Fault injection: kill -9 the generator at random points (start-up, after some chunks,
+    during the final save), three times, then rerun the same command: the result equals an
+    uninterrupted run's and nothing is left next to it (no .partial, no temporary store)."""
+    args = ["generate", "darcy", "--n", "8", "--resolution", "97", "--seed", "7",
+            "--chunk-size", "1", "--no-progress"]
+    ref_dir, run_dir = tmp_path / "ref", tmp_path / "run"
+    ref_dir.mkdir(), run_dir.mkdir()
+    ref, out = ref_dir / f"d{suffix}", run_dir / f"d{suffix}"
+    _run_to_completion(args, ref)
+    rng = np.random.default_rng(seed)
+    killed = []
+    for stage in rng.permutation(["early", "chunk", "save"]):
+        if out.exists():
+            break
+        killed.append(_kill_at(_cli(*args, "--out", str(out)), str(stage), out, rng))
+    if not out.exists():
+        _run_to_completion(args, out)
+    assert sorted(p.name for p in run_dir.iterdir()) == [out.name], killed
+    a, b = pde_data_load(out), pde_data_load(ref)
+    for name in ("a", "u"):
+        np.testing.assert_array_equal(a[name].values, b[name].values)
+    assert a.attrs == b.attrs
+    if suffix == ".nc":
+        assert out.read_bytes() == ref.read_bytes(), killed
+    print(killed)
+
+
+def pde_data_load(path):
+    from pde_data import load
+
+    return load(path)

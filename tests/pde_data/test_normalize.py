@@ -205,3 +205,45 @@ def test_saved_with_a_run_and_applied_consistently(tmp_path):
     held_out = x[40:]
     np.testing.assert_array_equal(back.encode(held_out), xn.encode(held_out))
     np.testing.assert_allclose(back.decode(xn.encode(held_out)), held_out, rtol=1e-5, atol=1e-5)
+
+
+def test_input_normaliser_never_divides_by_a_floored_std():
+    """A small train split where a grid point never changes (a two-phase coefficient): the
+    input normaliser scales that point by its channel's std, not by eps = 1e-6, so a value the
+    train split never showed there stays O(1) instead of becoming 1e6 (#16). Outputs, which are
+    only decoded, keep the floor. Both say what they did."""
+    rng = np.random.default_rng(0)
+    x = np.where(rng.random((4, 8, 8, 1)) > 0.5, 12.0, 3.0).astype(np.float32)
+    x[:, 2, 3, 0] = 3.0  # constant over the train split at one point
+    unseen = x[:1].copy()
+    unseen[0, 2, 3, 0] = 12.0
+    floored = PointwiseGaussian().fit(x)
+    assert floored.small_std == "floor" and floored.n_floored >= 1
+    assert np.abs(np.asarray(floored.encode(unseen))).max() > 1e6  # the silent blow-up
+    safe = PointwiseGaussian(small_std="fallback").fit(x)
+    z = np.asarray(safe.encode(unseen))
+    assert np.abs(z).max() < 10 and safe.n_fallback >= 1 and safe.n_floored == 0
+    np.testing.assert_allclose(np.asarray(safe.decode(safe.encode(x))), x, rtol=1e-5)
+    summary = safe.summary()
+    assert summary["small_std"] == "fallback" and "channel's std" in summary["note"]
+    back = normalizer_from_state(safe.state())
+    assert (back.small_std, back.n_fallback) == ("fallback", safe.n_fallback)
+    np.testing.assert_array_equal(np.asarray(back.std), np.asarray(safe.std))
+    # a channel constant everywhere is scaled by 1 (nothing is known of its scale)
+    const = PointwiseGaussian(small_std="fallback").fit(np.full((3, 4, 4, 1), 5.0, np.float32))
+    np.testing.assert_array_equal(np.asarray(const.std), 1.0)
+    unit = UnitGaussian(small_std="fallback").fit(np.full((3, 4, 4, 1), 5.0, np.float32))
+    assert np.asarray(unit.encode(np.full((1, 4, 4, 1), 6.0, np.float32))).max() == 1.0
+
+
+def test_fit_normalizers_uses_the_fallback_for_inputs_only():
+    rng = np.random.default_rng(1)
+    x = rng.random((5, 6, 6, 1)).astype(np.float32)
+    x[:, 0, 0] = 1.0
+    y = np.zeros((5, 6, 6, 1), np.float32)
+    y[:, 1:-1, 1:-1] = rng.random((5, 4, 4, 1))  # zero Dirichlet boundary
+    xn, yn = FieldData(x, y).fit_normalizers("pointwise")
+    assert (xn.small_std, yn.small_std) == ("fallback", "floor")
+    assert xn.n_fallback == 1 and yn.n_floored == 20
+    with pytest.raises(ValueError, match="0 samples"):
+        FieldData(x, y).subset([]).fit_normalizers("unit")

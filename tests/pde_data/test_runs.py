@@ -100,3 +100,17 @@ def test_config_is_plain_json(tmp_path):
     run = Run(tmp_path)
     run.write_config({"lr": np.float64(1e-3), "shape": np.array([2, 3])})
     assert json.loads(run.config_path.read_text()) == {"lr": 1e-3, "shape": [2, 3]}
+
+
+def test_open_reads_an_existing_run_and_creates_nothing(tmp_path):
+    """Readers (evaluate, predict, export) open a run with Run.open: a missing folder or one
+    without config.json is a RunError, and no empty folder is left behind (#16)."""
+    missing = tmp_path / "no_such_run"
+    with pytest.raises(RunError, match="does not exist"):
+        Run.open(missing)
+    assert not missing.exists()
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(RunError, match="has no config.json"):
+        Run.open(tmp_path / "empty")
+    Run(tmp_path / "real").write_config({"a": 1})
+    assert Run.open(tmp_path / "real").read_config() == {"a": 1}

@@ -292,3 +292,136 @@ def test_info_and_convert(tmp_path):
     assert back.attrs["converted_from"] == "n.nc (netcdf)" and back.attrs["source_format"] == "zarr"
     with pytest.raises(DataFormatError):
         convert(tmp_path / "n.nc", tmp_path / "n.h5")
+
+
+# ------------------------------------------------------------------- faults and debris (#16)
+
+
+def _dead_pid() -> int:
+    """The pid of a process that has ended."""
+    import subprocess
+    import sys
+
+    proc = subprocess.Popen([sys.executable, "-c", "pass"])
+    proc.wait()
+    return proc.pid
+
+
+def test_check_output_refuses_existing_and_foreign_suffixes(tmp_path):
+    save(darcy_like(), tmp_path / "d.nc")
+    with pytest.raises(FileExistsError, match="d.nc exists; pass --overwrite"):
+        storage.check_output(tmp_path / "d.nc")
+    assert storage.check_output(tmp_path / "d.nc", overwrite=True) == tmp_path / "d.nc"
+    for name in ("x.h5", "noext"):
+        with pytest.raises(DataFormatError, match="use .nc"):
+            storage.check_output(tmp_path / name)
+    (tmp_path / "dir.nc").mkdir()
+    with pytest.raises(DataFormatError, match="is a directory"):
+        storage.check_output(tmp_path / "dir.nc", overwrite=True)
+
+
+def test_a_killed_save_leaves_nothing_the_next_save_keeps(tmp_path):
+    """What a kill -9 during a save leaves (the temporary store of a dead writer) is removed by
+    the next save of that path; a live writer's temporary store is left alone."""
+    dead, alive = _dead_pid(), os.getpid()
+    zarr_tmp = tmp_path / f".d.zarr.tmp-{dead}-0123abcd"
+    (zarr_tmp / "a").mkdir(parents=True)
+    old_style = tmp_path / ".d.zarr.tmp-89abcdef"  # written before the pid was recorded
+    old_style.mkdir()
+    nc_tmp = tmp_path / f".d.nc.{dead}.k2j4_x9a.tmp"
+    nc_tmp.write_bytes(b"half a file")
+    live = tmp_path / f".d.zarr.tmp-{alive}-0123abcd"
+    live.mkdir()
+    save(darcy_like(), tmp_path / "d.zarr")
+    save(darcy_like(), tmp_path / "d.nc")
+    left = sorted(p.name for p in tmp_path.iterdir())
+    assert left == sorted(["d.zarr", "d.nc", live.name])
+
+
+def test_a_store_moved_aside_by_a_killed_save_is_put_back(tmp_path):
+    """A kill between the two renames of a zarr save leaves the old store at .NAME.old-*:
+    loading the path (or saving it again) puts it back instead of losing it."""
+    old = darcy_like(seed=3)
+    save(old, tmp_path / "d.zarr")
+    os.replace(tmp_path / "d.zarr", tmp_path / f".d.zarr.old-{_dead_pid()}-00ff00ff")
+    assert_same(load(tmp_path / "d.zarr"), old)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["d.zarr"]
+
+
+def test_corrupt_zarr_chunk_is_a_named_error_when_read(tmp_path):
+    path = save(darcy_like(), tmp_path / "d.zarr")
+    chunks = [p for p in (path / "u").rglob("*") if p.is_file() and "zarr" not in p.name
+              and not p.name.startswith(".z")]
+    chunks[0].write_bytes(b"\x00not a zstd frame" * 4)
+    ds = load(path)  # lazily opened: the metadata are fine
+    np.testing.assert_array_equal(ds["a"].values, darcy_like()["a"].values)
+    with pytest.raises(DataFormatError, match=r"d.zarr: variable 'u'.*corrupt"):
+        np.asarray(ds["u"].values)
+    with pytest.raises(DataFormatError, match="variable 'u'"):
+        info(path)
+    with pytest.raises(DataFormatError, match="variable 'u'"):
+        convert(path, tmp_path / "e.nc")
+    assert not (tmp_path / "e.nc").exists()
+    from pde_data.pipeline import FieldData
+
+    with pytest.raises(DataFormatError, match="variable 'u'"):
+        FieldData.from_dataset(path, stream=False)
+
+
+def test_convert_refuses_to_replace_an_existing_file(tmp_path):
+    src = save(darcy_like(seed=1), tmp_path / "src.nc")
+    dst = save(darcy_like(seed=2), tmp_path / "dst.nc")
+    before = dst.read_bytes()
+    with pytest.raises(FileExistsError, match="--overwrite"):
+        convert(src, dst)
+    assert dst.read_bytes() == before
+    convert(src, dst, overwrite=True)
+    assert_same(load(dst), darcy_like(seed=1))
+
+
+def test_info_counts_nan_and_inf(tmp_path):
+    ds = darcy_like()
+    u = ds["u"].values.copy()
+    u[0, 1, 1], u[2, 2, 2], u[3, 0, 0] = np.nan, np.nan, -np.inf
+    ds["u"] = (ds["u"].dims, u)
+    path = tmp_path / "bad.nc"
+    # save() refuses non-finite data; write it anyway
+    storage._prepare(ds, netcdf=True).to_netcdf(path, engine="h5netcdf")
+    text = info(path)
+    line = next(ln for ln in text.splitlines() if ln.strip().startswith("u "))
+    assert "NaN=2" in line and "inf=1" in line, line
+    finite = u[np.isfinite(u)]
+    assert f"min={finite.min():.6g}" in line and f"max={finite.max():.6g}" in line
+    line_a = next(ln for ln in text.splitlines() if ln.strip().startswith("a "))
+    assert "NaN" not in line_a
+
+
+def test_fingerprint_follows_the_content(tmp_path):
+    for suffix in (".nc", ".zarr"):
+        a = save(darcy_like(seed=0), tmp_path / f"a{suffix}")
+        b = save(darcy_like(seed=0), tmp_path / f"b{suffix}")
+        c = save(darcy_like(seed=1), tmp_path / f"c{suffix}")
+        assert storage.fingerprint(a) == storage.fingerprint(b) != storage.fingerprint(c)
+        assert storage.fingerprint(a).startswith("sha256:")
+
+
+def test_a_corrupt_hdf5_global_heap_is_refused_before_hdf5_reads_it(tmp_path):
+    """One flipped bit in an object size of a netCDF-4 file's global heap (where the
+    DIMENSION_LIST attributes live) makes the HDF5 library loop forever holding the GIL: the
+    heap is checked first and the file refused with a named error."""
+    import struct
+
+    path = save(darcy_like(), tmp_path / "d.nc")
+    data = bytearray(path.read_bytes())
+    heap = data.find(b"GCOL")
+    assert heap > 0
+    pos, last = heap + 16, None  # after the collection header: objects (index, ..., size, data)
+    while struct.unpack_from("<H", data, pos)[0] != 0:  # up to the free-space object
+        last = pos
+        size = struct.unpack_from("<Q", data, pos + 8)[0]
+        pos += 16 + size + (-size) % 8
+    size = struct.unpack_from("<Q", data, last + 8)[0]
+    struct.pack_into("<Q", data, last + 8, size + 256)  # the last object's size: one bit
+    path.write_bytes(bytes(data))
+    with pytest.raises(DataFormatError, match=r"d.nc: corrupt HDF5 global heap at byte"):
+        load(path)
