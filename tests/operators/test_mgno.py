@@ -138,7 +138,8 @@ def test_mgno_conv_same_operator_at_s_and_2s():
     assert d[0] < 0.025 and d[1] < 0.6 * d[0], d
 
 
-@pytest.mark.parametrize("periodic, bound", [(False, 0.06), pytest.param(True, 0.035, marks=pytest.mark.slow)])
+@pytest.mark.slow
+@pytest.mark.parametrize("periodic, bound", [(False, 0.06), (True, 0.035)])
 def test_mgno_conv_layers_agree_from_the_reference_grid_on(periodic, bound):
     """Two random-weight layers, smooth input on nested grids from the reference grid (16 cells)
     to 2x and 4x. A transposed-convolution prolongation into the input grid leaves an even/odd

@@ -36,6 +36,7 @@ def test_help_lists_the_verbs():
         assert verb in out.stdout
 
 
+@pytest.mark.slow
 def test_kill_and_resume_gives_the_uninterrupted_file(tmp_path):
     args = ["generate", "darcy", "--n", "24", "--resolution", "97", "--seed", "11",
             "--chunk-size", "1"]

@@ -112,6 +112,7 @@ def test_a_non_finite_dataset_is_left_out_of_the_loss():
     assert all(np.all(np.isfinite(np.asarray(leaf))) for leaf in jax.tree_util.tree_leaves(g))
 
 
+@pytest.mark.slow
 def test_expected_nll_is_the_average_nll_over_draws_of_the_targets():
     """The Rao-Blackwellised loss equals the Monte Carlo mean of the sampled-y loss over targets
     drawn from the exact GP predictive (targets' y never enter the network)."""
