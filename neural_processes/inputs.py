@@ -51,6 +51,8 @@ def check_point_sets(x_dim: int, y_dim: int, x_context, y_context, x_target,
     if len(batch) != 1:
         raise ValueError("inputs disagree on the batch size: "
                          + ", ".join(f"{n} {a.shape[0]}" for n, a in zip(names, arrays)))
+    if batch == {0}:
+        raise ValueError("the inputs hold 0 tasks (batch size 0): give at least one task")
     xc, yc, xt = arrays[:3]
     if xc.shape[1] != yc.shape[1]:
         raise ValueError(f"x_context has {xc.shape[1]} points but y_context has {yc.shape[1]}")

@@ -149,6 +149,8 @@ def check_field(x, dim: int, channels: int, name: str = "input"):
     if x.ndim != dim + 2:
         raise ValueError(f"{name} must have shape (batch, {', '.join(['s'] * dim)}, channels) for a "
                          f"{dim}-D model, got shape {tuple(x.shape)}")
+    if x.shape[0] == 0:
+        raise ValueError(f"{name} holds 0 samples (shape {tuple(x.shape)}): give at least one")
     if x.shape[-1] != channels:
         raise ValueError(f"{name} has {x.shape[-1]} channels, the model expects {channels} "
                          f"(shape {tuple(x.shape)}; channels are the last axis)")

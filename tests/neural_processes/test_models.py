@@ -138,6 +138,8 @@ def test_generator_pseudo_context_shapes(name):
 def test_bad_input_errors():
     model = small("anp")
     xc, yc, xt, yt = data()
+    with pytest.raises(ValueError, match="0 tasks"):
+        model.predict(xc[:0], yc[:0], xt[:0])
     with pytest.raises(ValueError, match="x_context has 7 points but y_context has 6"):
         model.predict(xc, yc[:, :6], xt)
     with pytest.raises(ValueError, match="context is empty"):

@@ -56,3 +56,9 @@ def test_bad_arguments():
         model(jnp.ones((1, 8, 8, 3)))
     with pytest.raises(TypeError, match="floating"):
         model(jnp.ones((1, 8, 8, 1), jnp.int32))
+
+
+def test_a_batch_of_zero_samples_is_named():
+    model = operators.build_model("fno", 1, 1, dim=1, rngs=nnx.Rngs(0), width=4, modes=4, n_layers=1)
+    with pytest.raises(ValueError, match="0 samples"):
+        model(jnp.zeros((0, 16, 1)))
