@@ -19,9 +19,8 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 
-from pde_data.runs.cli import CommandParser, run_command
+from pde_data.runs.cli import CommandParser, integer, number, run_command
 
 PROG = "python -m neural_processes"
 MODEL_NAMES = ["cnp", "canp", "np", "anp", "neubnp", "neubanp", "mpnp", "mpanp"]
@@ -29,33 +28,11 @@ BUILT_IN = ("rbf", "matern", "periodic", "t_noise", "digits", "darcy")
 
 
 def _int(minimum: int):
-    def parse(text: str) -> int:
-        try:
-            value = int(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
-        if value < minimum:
-            raise argparse.ArgumentTypeError(f"must be >= {minimum}, got {value}")
-        return value
-
-    parse.__name__ = "integer"
-    return parse
+    return integer(minimum)
 
 
 def _float(minimum_exclusive: float | None = 0.0):
-    def parse(text: str) -> float:
-        try:
-            value = float(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
-        if not math.isfinite(value) or (minimum_exclusive is not None
-                                        and not value > minimum_exclusive):
-            bound = "" if minimum_exclusive is None else f" > {minimum_exclusive}"
-            raise argparse.ArgumentTypeError(f"must be a finite number{bound}, got {text}")
-        return value
-
-    parse.__name__ = "number"
-    return parse
+    return number(above=minimum_exclusive)
 
 
 def _parser() -> CommandParser:

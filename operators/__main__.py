@@ -13,10 +13,9 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import sys
 
-from pde_data.runs.cli import CommandParser, run_command
+from pde_data.runs.cli import CommandParser, integer, number, run_command
 
 PROG = "python -m operators"
 
@@ -31,38 +30,8 @@ def _hparam(text: str) -> tuple[str, object]:
         return key, value
 
 
-def _int(minimum: int):
-    def parse(text: str) -> int:
-        try:
-            value = int(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
-        if value < minimum:
-            raise argparse.ArgumentTypeError(
-                f"must be {'positive' if minimum == 1 else f'>= {minimum}'}, got {value}")
-        return value
-
-    parse.__name__ = "integer"
-    return parse
-
-
-def _float(positive: bool):
-    def parse(text: str) -> float:
-        try:
-            value = float(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
-        if not math.isfinite(value) or value < 0 or (positive and value == 0):
-            raise argparse.ArgumentTypeError(
-                f"must be a {'positive' if positive else 'non-negative'} finite number, got {text}")
-        return value
-
-    parse.__name__ = "number"
-    return parse
-
-
-positive_int, nonnegative_int = _int(1), _int(0)
-positive_float, nonnegative_float = _float(True), _float(False)
+positive_int, nonnegative_int = integer(1), integer(0)
+positive_float, nonnegative_float = number(above=0.0), number(at_least=0.0)
 
 
 def parser() -> argparse.ArgumentParser:

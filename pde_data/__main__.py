@@ -9,10 +9,9 @@ from __future__ import annotations
 
 import argparse
 import inspect
-import math
 import sys
 
-from pde_data.runs.cli import CommandParser, run_command
+from pde_data.runs.cli import CommandParser, integer, number, run_command
 
 PROG = "python -m pde_data"
 MAX_TIMES = 100_000  # snapshots of one --times START:STOP:STEP
@@ -48,33 +47,6 @@ def parse_times(text: str) -> list[float]:
             f"--times must be a comma list (0.5,1) or START:STOP:STEP, got {text!r}") from None
 
 
-def _count(minimum: int):
-    def parse(text: str) -> int:
-        try:
-            value = int(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
-        if value < minimum:
-            raise argparse.ArgumentTypeError(f"must be >= {minimum}, got {value}")
-        return value
-
-    parse.__name__ = "integer"
-    return parse
-
-
-def _finite(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
-    if not math.isfinite(value):
-        raise argparse.ArgumentTypeError(f"must be a finite number, got {text}")
-    return value
-
-
-_finite.__name__ = "number"
-
-
 def build_parser() -> argparse.ArgumentParser:
     parser = CommandParser(prog=PROG, description=DESCRIPTION,
                            formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -83,22 +55,22 @@ def build_parser() -> argparse.ArgumentParser:
 
     gen = verbs.add_parser("generate", help="generate a dataset of PDE solutions")
     gen.add_argument("pde", choices=["darcy", "burgers", "navier_stokes"])
-    gen.add_argument("--n", type=_count(1), required=True, help="number of samples")
-    gen.add_argument("--resolution", type=_count(2), required=True,
+    gen.add_argument("--n", type=integer(1), required=True, help="number of samples")
+    gen.add_argument("--resolution", type=integer(2), required=True,
                      help="stored grid points per axis")
-    gen.add_argument("--seed", type=_count(0), default=0,
+    gen.add_argument("--seed", type=integer(0), default=0,
                      help="sample i uses fold_in(key(seed), i)")
     gen.add_argument("--out", required=True, help="output file (.nc or .zarr)")
     gen.add_argument("--overwrite", action="store_true", help="replace --out if it exists")
-    gen.add_argument("--chunk-size", type=_count(1), default=32,
+    gen.add_argument("--chunk-size", type=integer(1), default=32,
                      help="samples per resumable chunk")
-    gen.add_argument("--solve-resolution", type=_count(2), default=None,
+    gen.add_argument("--solve-resolution", type=integer(2), default=None,
                      help="solve on this finer grid and subsample (darcy 421 -> 85; ns 256 -> 64)")
-    gen.add_argument("--nu", type=_finite, default=None,
+    gen.add_argument("--nu", type=number(), default=None,
                      help="viscosity (burgers, navier_stokes)")
     gen.add_argument("--times", type=parse_times, default=None,
                      help="snapshot times, e.g. 0.5,1 or 1:50:1 (burgers, navier_stokes)")
-    gen.add_argument("--dt", type=_finite, default=None, help="largest time step")
+    gen.add_argument("--dt", type=number(), default=None, help="largest time step")
     gen.add_argument("--no-progress", action="store_true", help="no progress bar")
 
     info = verbs.add_parser("info", help="summarise a dataset file")

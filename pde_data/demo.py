@@ -26,6 +26,8 @@ from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Any
 
+from pde_data.runs.cli import integer
+
 __all__ = ["DEMO_GROUP", "DarcyData", "DemoStep", "main", "section", "steps"]
 
 DEMO_GROUP = "opbayes.demo"
@@ -64,7 +66,7 @@ class DarcyData(DemoStep):
     title = "PDE data: Darcy flow, -div(a grad u) = 1, u = 0 on the boundary"
 
     def add_arguments(self, parser: argparse.ArgumentParser) -> None:
-        parser.add_argument("--n-train", type=_count(1), default=256,
+        parser.add_argument("--n-train", type=integer(1), default=256,
                             help="Darcy training samples")
 
     def run(self, out: Path, context: dict[str, Any], args: argparse.Namespace) -> dict:
@@ -121,22 +123,6 @@ def steps() -> list[DemoStep]:
     return sorted(found, key=lambda step: step.order)
 
 
-def _count(minimum: int):
-    """An argparse type: an integer >= ``minimum``."""
-
-    def parse(text: str) -> int:
-        try:
-            value = int(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
-        if value < minimum:
-            raise argparse.ArgumentTypeError(f"must be >= {minimum}, got {value}")
-        return value
-
-    parse.__name__ = "integer"
-    return parse
-
-
 def main(argv: list[str] | None = None, demo_steps: list[DemoStep] | None = None) -> int:
     """``opbayes demo`` under the one error policy of every command (exit 2, one line)."""
     from pde_data.runs.cli import run_command
@@ -152,7 +138,7 @@ def _main(argv: list[str], demo_steps: list[DemoStep] | None = None) -> int:
     parser.add_argument("--out", default="demo_out", help="output folder (default demo_out/)")
     for step in demo_steps:
         step.add_arguments(parser)
-    parser.add_argument("--seed", type=_count(0), default=0)
+    parser.add_argument("--seed", type=integer(0), default=0)
     args = parser.parse_args(argv)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)

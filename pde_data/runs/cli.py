@@ -15,6 +15,7 @@ Use it in a package's ``__main__``::
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import sys
 from collections.abc import Callable, Sequence
@@ -33,7 +34,7 @@ class CommandParser(argparse.ArgumentParser):
             self.add_argument(DEBUG_FLAG, action="store_true",
                               help="show the full traceback of an error")
 
-    def error(self, message: str):  # noqa: D401 - argparse's hook
+    def error(self, message: str):  # argparse's hook
         self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
 
@@ -68,3 +69,39 @@ def run_command(main: Callable[[list[str]], int | None], argv: Sequence[str] | N
             raise
         print(f"{prog}: error: {one_line(err)}", file=sys.stderr)
         return EXIT_USAGE
+
+
+def integer(minimum: int = 0) -> Callable[[str], int]:
+    """An argparse ``type``: an integer ``>= minimum`` (a usage error names the bound)."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"must be >= {minimum}, got {value}")
+        return value
+
+    parse.__name__ = "integer"
+    return parse
+
+
+def number(above: float | None = None, at_least: float | None = None) -> Callable[[str], float]:
+    """An argparse ``type``: a finite float, ``> above`` and / or ``>= at_least`` when given."""
+
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+        bad = (not math.isfinite(value) or (above is not None and not value > above)
+               or (at_least is not None and not value >= at_least))
+        if bad:
+            bound = "".join(f" {op} {b}" for op, b in ((">", above), (">=", at_least))
+                            if b is not None)
+            raise argparse.ArgumentTypeError(f"must be a finite number{bound}, got {text}")
+        return value
+
+    parse.__name__ = "number"
+    return parse
