@@ -107,7 +107,7 @@ def train(out, config: dict, *, log_every: int = 50, ckpt_every: int = 500,
             raise RunError(f"{run.path} was written by an older neural_processes (checkpoint "
                            "items 'model' / 'opt' of nnx.state; runs now use the pde_data.runs "
                            "engine's 'params' / 'opt'); train it again in a new --out folder")
-        _check_data_unchanged(run, config)
+        run.check_data_unchanged(config)
         run.ensure_config(config, extendable=("steps",))
         tx, schedule = optimizer(config)
         loop = Loop(total_steps=config["steps"], seed=config["seed"],
@@ -124,24 +124,6 @@ def train(out, config: dict, *, log_every: int = 50, ckpt_every: int = 500,
     return {**row, "step": result.step, "loss": row.get("loss", result.loss),
             "stopped": result.stopped, "resumed_from": result.resumed_from,
             "n_params": result.n_params}
-
-
-def _check_data_unchanged(run, config: dict) -> None:
-    """Refuse to resume ``run`` on a point-set file whose content changed since it started.
-    Runs from before the fingerprint was recorded resume unchecked."""
-    from pde_data.runs import RunError
-
-    if not run.has_config():
-        return
-    stored = run.read_config()
-    if "data_fingerprint" not in stored:
-        config.pop("data_fingerprint", None)
-        return
-    if stored.get("data") == config.get("data") and \
-            stored["data_fingerprint"] != config.get("data_fingerprint"):
-        raise RunError(f"{config['data']} has changed since the run in {run.path} started (its "
-                       "content fingerprint differs): resuming would continue on other data; "
-                       "restore the original file or train into a new --out folder")
 
 
 def source_label(config: dict) -> str:

@@ -140,7 +140,7 @@ def train(data, model: str, out, *, epochs: int | None = None, tests=(), batch_s
     run = Run(out)
     try:
         _check_version(run)
-        _check_data_unchanged(run, config)
+        run.check_data_unchanged(config)
         resumed = run.ensure_config(config, extendable=("epochs",))
         if resumed and all((run.path / f"normalisers_{k}.npz").exists() for k in "xy"):
             norms = load_normalisers(run)
@@ -188,26 +188,6 @@ def train(data, model: str, out, *, epochs: int | None = None, tests=(), batch_s
         return result
     finally:
         run.close()
-
-
-def _check_data_unchanged(run, config: dict) -> None:
-    """Refuse to resume ``run`` on a data file whose content changed since the run started (its
-    normalisers and the batches before the checkpoint came from the old one). Runs from
-    before the fingerprint was recorded resume unchecked."""
-    from pde_data.runs import RunError
-
-    if not run.has_config():
-        return
-    stored = run.read_config()
-    if "data_fingerprint" not in stored:
-        config.pop("data_fingerprint", None)
-        return
-    new = config.get("data_fingerprint")
-    if stored.get("data") == config.get("data") and stored["data_fingerprint"] != new:
-        raise RunError(
-            f"{config['data']} has changed since the run in {run.path} started (its content "
-            "fingerprint differs): resuming would train on other data with the normalisers of "
-            "the old; restore the original file or train into a new --out folder")
 
 
 def _record_normalisers(run, norms: dict, n_train: int) -> None:

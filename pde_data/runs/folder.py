@@ -98,6 +98,24 @@ class Run:
     def has_config(self) -> bool:
         return self.config_path.exists()
 
+    def check_data_unchanged(self, config: dict) -> None:
+        """Refuse to resume on a data file whose content changed since the run started: the
+        stored and the new ``config`` name the same ``data`` with another ``data_fingerprint``
+        (the batches before the checkpoint, and any normalisers, came from the old file). Runs
+        from before fingerprints were recorded resume unchecked (the key is dropped)."""
+        if not self.has_config():
+            return
+        stored = self.read_config()
+        if "data_fingerprint" not in stored:
+            config.pop("data_fingerprint", None)
+            return
+        if (stored.get("data") == config.get("data")
+                and stored["data_fingerprint"] != config.get("data_fingerprint")):
+            raise RunError(
+                f"{config['data']} has changed since the run in {self.path} started (its content "
+                "fingerprint differs): resuming would continue on other data; restore the "
+                "original file or train into a new --out folder")
+
     def write_config(self, config: dict) -> None:
         """Write ``config.json`` atomically (everything needed to rebuild model and transforms)."""
         text = json.dumps(jsonable(config), indent=2, sort_keys=True)
