@@ -119,6 +119,15 @@ _moments_jit = nnx.jit(_moments, static_argnames=("num_samples",))
 _target_loglik_jit = nnx.jit(_target_loglik, static_argnames=("num_samples",))
 
 
+def _check_finite_prediction(mean, std, *inputs) -> None:
+    """A named error instead of NaN / inf: inputs so large that the float32 model overflows."""
+    if not (np.isfinite(mean).all() and np.isfinite(std).all()):
+        biggest = max(float(np.abs(np.asarray(a)).max()) for a in inputs)
+        raise FloatingPointError(
+            f"the prediction is not finite: inputs of magnitude up to {biggest:.3g} overflow "
+            "this float32 model; rescale x and y (e.g. to unit scale) first")
+
+
 def _is_jax(*arrays) -> bool:
     return any(isinstance(a, jax.Array) for a in arrays)
 
@@ -274,6 +283,7 @@ class NeuralProcess(nnx.Module):
                                      _point_mask(b, nc, pc), _pad_points(xt, pt), key, s)
             # sliced on the host: an eager slice of a device array would compile per size
             mean, std = np.asarray(mean)[:, :nt], np.asarray(std)[:, :nt]
+            _check_finite_prediction(mean, std, xc, yc, xt)
         if unbatched:
             mean, std = mean[0], std[0]
         if as_jax:

@@ -389,7 +389,13 @@ class _PFNBase(BaseEstimator):
         """Padded network outputs and the number of test rows given the stored context."""
         check_is_fitted(self)
         X = validate_data(self, X, reset=False, dtype=np.float64)
-        return self._loaded.outputs(self._x_ctx, self._y_ctx, self._encode_x(X))
+        chunks, n = self._loaded.outputs(self._x_ctx, self._y_ctx, self._encode_x(X))
+        if not all(np.isfinite(np.asarray(c)).all() for c in chunks):
+            raise FloatingPointError(
+                "the network's outputs are not finite: the inputs (largest magnitude "
+                f"{max(np.abs(X).max(), np.abs(self._x_ctx).max()):.3g}) overflow its float32 "
+                "computation; rescale X (e.g. with a StandardScaler) first")
+        return chunks, n
 
     def __sklearn_is_fitted__(self) -> bool:
         return hasattr(self, "_x_ctx")

@@ -160,3 +160,10 @@ def test_bad_input_errors():
         build_model({"model": "foo"})
     with pytest.raises(ValueError, match="min_std"):
         build_model({"model": "cnp", "min_std": 1.5})
+
+
+def test_overflowing_inputs_are_a_named_error_not_nan():
+    model = small("anp")
+    xc, yc, xt, _ = data()
+    with pytest.raises(FloatingPointError, match="rescale"):
+        model.predict(xc * 1e30, yc * 1e30, xt * 1e30)

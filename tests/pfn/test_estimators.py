@@ -163,3 +163,10 @@ def test_the_regressor_uses_its_context():
     assert np.mean(np.abs(up - down)) > 0.5 * np.mean(np.abs(2 * y))
     assert np.corrcoef(up, y)[0, 1] > 0.9 and np.corrcoef(down, -y)[0, 1] > 0.9
     assert np.mean(np.abs(up - y)) < 0.5 * np.mean(np.abs(y))
+
+
+def test_overflowing_inputs_are_a_named_error_not_nan():
+    x = np.linspace(0.0, 1.0, 6)[:, None]
+    reg = PFNRegressor(model="gp-rbf").fit(x * 1e30, np.sin(6 * x[:, 0]))
+    with pytest.raises(FloatingPointError, match="rescale"):
+        reg.predict(x * 1e30)
