@@ -36,6 +36,16 @@ def torch_uniform(rngs: nnx.Rngs, shape, fan_in: int, dtype=jnp.float32):
     return jax.random.uniform(rngs.params(), shape, dtype, -bound, bound)
 
 
+def stencil_params(rngs: nnx.Rngs, dim: int, kernel_size: int, in_channels: int,
+                   out_channels: int, use_bias: bool) -> tuple[nnx.Param, nnx.Param | None]:
+    """The ``(k,)*dim + (c_in, c_out)`` kernel and optional ``(c_out,)`` bias of a stencil layer,
+    initialised as PyTorch's convolutions (kernel drawn first, then bias)."""
+    fan_in = in_channels * kernel_size**dim
+    kernel = nnx.Param(torch_uniform(rngs, (kernel_size,) * dim + (in_channels, out_channels), fan_in))
+    bias = nnx.Param(torch_uniform(rngs, (out_channels,), fan_in)) if use_bias else None
+    return kernel, bias
+
+
 class Conv(nnx.Module):
     """``d``-D convolution ``c_in -> c_out`` with a ``k^d`` stencil, stride 1 or 2 and
     ``k//2`` padding in the given mode; ``(b, *n, c_in) -> (b, *ceil(n/stride), c_out)``."""
@@ -46,9 +56,8 @@ class Conv(nnx.Module):
         self.dim, self.stride, self.kernel_size = dim, int(stride), int(kernel_size)
         self.padding = check_padding(padding)
         self.in_channels, self.out_channels = in_channels, out_channels
-        fan_in = in_channels * kernel_size**dim
-        self.kernel = nnx.Param(torch_uniform(rngs, (kernel_size,) * dim + (in_channels, out_channels), fan_in))
-        self.bias = nnx.Param(torch_uniform(rngs, (out_channels,), fan_in)) if use_bias else None
+        self.kernel, self.bias = stencil_params(rngs, dim, kernel_size, in_channels, out_channels,
+                                                use_bias)
 
     def __call__(self, x):
         k = self.kernel_size

@@ -21,7 +21,7 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
-from .conv import dimension_numbers, torch_uniform
+from .conv import dimension_numbers, stencil_params
 from .grid import check_padding, spacing
 
 __all__ = ["DiffConv"]
@@ -44,9 +44,8 @@ class DiffConv(nnx.Module):
         self.base_resolution = float(base_resolution)
         self.padding = check_padding(padding)
         self.in_channels, self.out_channels = in_channels, out_channels
-        fan_in = in_channels * kernel_size**dim
-        self.kernel = nnx.Param(torch_uniform(rngs, (kernel_size,) * dim + (in_channels, out_channels), fan_in))
-        self.bias = nnx.Param(torch_uniform(rngs, (out_channels,), fan_in)) if use_bias else None
+        self.kernel, self.bias = stencil_params(rngs, dim, kernel_size, in_channels, out_channels,
+                                                use_bias)
 
     def grid_spacing(self, shape) -> float:
         periodic = self.padding == "wrap"

@@ -44,7 +44,7 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
-from .conv import dimension_numbers, torch_uniform
+from .conv import dimension_numbers, stencil_params
 from .grid import check_padding, spacing
 
 __all__ = ["DiscoConv", "apply_strided_taps", "apply_taps", "axis_operator", "coarsened_size", "hat"]
@@ -245,9 +245,8 @@ class DiscoConv(nnx.Module):
         self.base_resolution = float(base_resolution)
         self.padding = check_padding(padding)
         self.in_channels, self.out_channels = in_channels, out_channels
-        fan_in = in_channels * kernel_size**dim
-        self.kernel = nnx.Param(torch_uniform(rngs, (kernel_size,) * dim + (in_channels, out_channels), fan_in))
-        self.bias = nnx.Param(torch_uniform(rngs, (out_channels,), fan_in)) if use_bias else None
+        self.kernel, self.bias = stencil_params(rngs, dim, kernel_size, in_channels, out_channels,
+                                                use_bias)
 
     @property
     def radius(self) -> float:

@@ -30,7 +30,7 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
-__all__ = ["DFT_MAX_FREQUENCIES", "SpectralConv", "TRANSFORMS", "as_modes"]
+__all__ = ["DFT_MAX_FREQUENCIES", "TRANSFORMS", "SpectralConv", "as_modes"]
 
 TRANSFORMS = ("auto", "dft", "fft")
 DFT_MAX_FREQUENCIES = 64  # per axis: the DFT gradient is still as fast as the FFT one at 64 on a 128 grid

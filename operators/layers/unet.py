@@ -22,7 +22,7 @@ from collections.abc import Sequence
 
 from flax import nnx
 
-from .conv import dimension_numbers, torch_uniform
+from .conv import dimension_numbers, stencil_params
 from .disco import DiscoConv, _axis_operator, apply_taps
 from .grid import check_padding, spacing
 from .pointwise import QuadratureNorm
@@ -79,9 +79,8 @@ class Up(nnx.Module):
         self.base_resolution = float(base_resolution)
         self.padding = check_padding(padding)
         self.in_channels, self.out_channels = in_channels, out_channels
-        fan_in = in_channels * kernel_size**dim
-        self.kernel = nnx.Param(torch_uniform(rngs, (kernel_size,) * dim + (in_channels, out_channels), fan_in))
-        self.bias = nnx.Param(torch_uniform(rngs, (out_channels,), fan_in)) if use_bias else None
+        self.kernel, self.bias = stencil_params(rngs, dim, kernel_size, in_channels, out_channels,
+                                                use_bias)
 
     def __call__(self, x, shape: Sequence[int]):
         if x.ndim != self.dim + 2 or x.shape[-1] != self.in_channels or len(shape) != self.dim:
