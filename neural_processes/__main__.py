@@ -20,7 +20,14 @@ from __future__ import annotations
 import argparse
 import json
 
-from pde_data.runs.cli import CommandParser, integer, number, run_command
+from pde_data.runs.cli import (
+    CommandParser,
+    add_distributed_arguments,
+    init_distributed,
+    integer,
+    number,
+    run_command,
+)
 
 PROG = "python -m neural_processes"
 MODEL_NAMES = ["cnp", "canp", "np", "anp", "neubnp", "neubanp", "mpnp", "mpanp"]
@@ -45,6 +52,7 @@ def _parser() -> CommandParser:
     t.add_argument("--model", required=True, choices=MODEL_NAMES)
     t.add_argument("--data", required=True, help=data_help)
     t.add_argument("--out", required=True, help="run folder")
+    add_distributed_arguments(t)
     t.add_argument("--steps", type=_int(1), default=2000,
                    help="total steps (larger on a finished run: continue it)")
     t.add_argument("--batch-size", type=_int(1), default=16)
@@ -63,6 +71,10 @@ def _parser() -> CommandParser:
     t.add_argument("--noise-dim", type=_int(1), default=None, help="generator noise size (MP*)")
     t.add_argument("--pseudo-average", default=None, choices=("logmeanexp", "mean"),
                    help="average over the K sets in L_pseudo (MP*, default logmeanexp)")
+    t.add_argument("--loss-weights", type=_loss_weights, default=None, metavar="M,A,P",
+                   help="weights of L_marg, L_amort, L_pseudo (MP*; default 1,1,1)")
+    t.add_argument("--pseudo-per-point", type=_int(1), default=None,
+                   help="pseudo context points generated per real one (MP*; default 1)")
     t.add_argument("--n-points", type=_int(2), default=None,
                    help="point-set file only: points per training task (default: all)")
     t.add_argument("--min-context", type=_int(1), default=None,
@@ -108,7 +120,21 @@ def _parser() -> CommandParser:
     return p
 
 
+def _loss_weights(text: str) -> tuple[float, float, float]:
+    """``"1,1,0.5"``: the three MPNP loss weights (L_marg, L_amort, L_pseudo)."""
+    try:
+        weights = tuple(float(w) for w in text.split(","))
+    except ValueError:
+        weights = ()
+    if len(weights) != 3:
+        raise argparse.ArgumentTypeError(
+            f"--loss-weights takes three comma-separated numbers (L_marg,L_amort,L_pseudo), "
+            f"got {text!r}")
+    return weights
+
+
 def _train(args) -> None:
+    init_distributed(args)
     from neural_processes.train import make_config, train
     from pde_data.runs import jsonable
 
@@ -119,7 +145,8 @@ def _train(args) -> None:
         seed=args.seed, data_options={k: v for k, v in options.items() if v is not None},
         width=args.width, enc_depth=args.enc_depth, dec_depth=args.dec_depth, heads=args.heads,
         min_std=args.min_std, train_samples=args.train_samples, n_inducing=args.n_inducing,
-        noise_dim=args.noise_dim, pseudo_average=args.pseudo_average)
+        noise_dim=args.noise_dim, pseudo_average=args.pseudo_average,
+        loss_weights=args.loss_weights, pseudo_per_point=args.pseudo_per_point)
     last = train(args.out, config, log_every=args.log_every, ckpt_every=args.ckpt_every,
                  time_limit=args.time_limit, progress=not args.no_progress)
     print(json.dumps(jsonable(last), sort_keys=True))

@@ -23,7 +23,23 @@ generated pseudo-context sets:
   above) it is instead ``-(1/K) sum_k sum_{i in D} log p(y_i | x_i, C'_k)``, every set on its own
   (by Jensen never below the log-mean-exp version).
 
-The loss is ``mean_tasks (L_marg + L_amort + L_pseudo) / |D|``, equal weights.
+The loss is ``mean_tasks (w_marg L_marg + w_amort L_amort + w_pseudo L_pseudo) / |D|`` with
+``loss_weights = (w_marg, w_amort, w_pseudo)``, default ``(1, 1, 1)``.
+
+Options and where their defaults come from (re-checked in issue 14 with the search tools: the
+paper's abstract, introduction and Fig. 1 caption are readable, its method section and appendix
+are not, and the authors' code is not among the stored repositories):
+
+* the generator, an ISAB over the real context representations producing pseudo
+  representations that join them (``n_inducing``, ``noise_dim``): the paper's Fig. 1 ("pseudo
+  context representations R' generated with an ISAB, combined with the original context
+  representations"); known in kind, its sizes not;
+* ``train_samples`` (K generated sets per task, 10), the pseudo-set size
+  (``pseudo_per_point`` pseudo points per real context point, 1), ``loss_weights`` (1, 1, 1)
+  and ``pseudo_average``: not readable from
+  here, so the values below are kept (the authors' framework uses equal weights for its
+  bootstrap NP's two terms; both third-party reimplementations use 1/1/1 or 1/1/0.1 and
+  ``"mean"``, see below). All five are options, so the paper's values can be set once known.
 
 Provenance (what was and was not checked): the paper's method section and the authors' MPNP
 code could not be read from this machine (only the abstract and the Fig. 1 caption), so equation
@@ -69,9 +85,14 @@ class PseudoContextGenerator(nnx.Module):
         self.isab = ISAB(width, width, n_inducing, heads, rngs=rngs)
         self.out = nnx.Linear(width, features, rngs=rngs)
 
-    def __call__(self, feats: jax.Array, mask: jax.Array, key: jax.Array, num_samples: int
-                 ) -> jax.Array:
-        """``feats (B, n, F)`` -> ``(num_samples, B, n, F)`` pseudo representations."""
+    def __call__(self, feats: jax.Array, mask: jax.Array, key: jax.Array, num_samples: int,
+                 per_point: int = 1) -> jax.Array:
+        """``feats (B, n, F)`` -> ``(num_samples, B, per_point * n, F)`` pseudo representations:
+        ``per_point`` of them for each real point (slot ``j * per_point + c``, so padding
+        after the real points changes none of their noise draws)."""
+        if per_point > 1:
+            feats = jnp.repeat(feats, per_point, axis=-2)
+            mask = jnp.repeat(mask, per_point, axis=-1)
         eps = per_point_draws(jax.random.normal, key, (num_samples, *feats.shape[:-2]),
                               feats.shape[-2], (self.noise_dim,))
         f = jnp.broadcast_to(feats, (num_samples, *feats.shape))
@@ -89,10 +110,11 @@ class MPNP(NeuralProcess):
 
     def __init__(self, x_dim: int = 1, y_dim: int = 1, *, train_samples: int = 10,
                  n_inducing: int = 16, noise_dim: int = 32, pseudo_average: str = "logmeanexp",
-                 rngs: nnx.Rngs, **kw):
+                 loss_weights=(1.0, 1.0, 1.0), pseudo_per_point: int = 1, rngs: nnx.Rngs,
+                 **kw):
         super().__init__(x_dim, y_dim, rngs=rngs, **kw)
         for k, v in {"train_samples": train_samples, "n_inducing": n_inducing,
-                         "noise_dim": noise_dim}.items():
+                     "noise_dim": noise_dim, "pseudo_per_point": pseudo_per_point}.items():
             if int(v) != v or v < 1:
                 raise ValueError(f"{k} must be a positive integer, got {v!r}")
         if pseudo_average not in self.PSEUDO_AVERAGES:
@@ -101,6 +123,13 @@ class MPNP(NeuralProcess):
         self.train_samples, self.n_inducing = int(train_samples), int(n_inducing)
         self.noise_dim = int(noise_dim)
         self.pseudo_average = str(pseudo_average)
+        weights = tuple(float(w) for w in loss_weights)
+        if len(weights) != 3 or not all(w >= 0 and w < float("inf") for w in weights) or not any(
+                weights):
+            raise ValueError("loss_weights are three finite non-negative numbers (L_marg, "
+                             f"L_amort, L_pseudo), not all zero; got {loss_weights!r}")
+        self.loss_weights = weights
+        self.pseudo_per_point = int(pseudo_per_point)
         features = self.width * (2 if self.attention else 1)  # (keys,) values
         self.generator = PseudoContextGenerator(features, self.width, self.n_inducing,
                                                 self.heads, self.noise_dim, rngs=rngs)
@@ -114,16 +143,23 @@ class MPNP(NeuralProcess):
         # run folder resumes) stay as they were before the option existed
         if self.pseudo_average != "logmeanexp":
             cfg["pseudo_average"] = self.pseudo_average
+        if self.loss_weights != (1.0, 1.0, 1.0):
+            cfg["loss_weights"] = list(self.loss_weights)
+        if self.pseudo_per_point != 1:
+            cfg["pseudo_per_point"] = self.pseudo_per_point
         return cfg
 
     def pseudo_contexts(self, rep: ContextRep, key: jax.Array, num_samples: int) -> ContextRep:
-        """``num_samples`` generated pseudo-context sets, leading axis = sample."""
+        """``num_samples`` generated pseudo-context sets, leading axis = sample, each of
+        ``pseudo_per_point`` pseudo points per real context point."""
         feats = rep.values if rep.keys is None else jnp.concatenate([rep.keys, rep.values], -1)
-        out = self.generator(feats, rep.mask, key, num_samples)
+        r = self.pseudo_per_point
+        out = self.generator(feats, rep.mask, key, num_samples, r)
+        mask = rep.mask if r == 1 else jnp.repeat(rep.mask, r, axis=-1)
         if rep.keys is None:
-            return ContextRep(None, out, rep.mask)
+            return ContextRep(None, out, mask)
         k, v = jnp.split(out, 2, axis=-1)
-        return ContextRep(k, v, rep.mask)
+        return ContextRep(k, v, mask)
 
     def _decode(self, rep: ContextRep, xt):
         return self.decoder(xt, self.det.aggregate(rep, xt))
@@ -155,12 +191,14 @@ class MPNP(NeuralProcess):
         return l_marg, l_amort, l_pseudo
 
     def loss(self, batch: PointSets, key: jax.Array):
-        """``mean_tasks (L_marg + L_amort + L_pseudo) / |D|`` with ``train_samples`` generated
-        pseudo-context sets drawn from ``key``; aux: the three terms averaged over tasks."""
+        """``mean_tasks (w_marg L_marg + w_amort L_amort + w_pseudo L_pseudo) / |D|`` with
+        ``train_samples`` generated pseudo-context sets drawn from ``key``; aux: the three
+        (unweighted) terms averaged over tasks."""
         rep = self.det.represent(batch.x, batch.y, batch.mask_context)
         pseudo = self.pseudo_contexts(rep, key, self.train_samples)
         l_marg, l_amort, l_pseudo = self.loss_terms(batch, rep, pseudo)
-        loss = jnp.mean(l_marg + l_amort + l_pseudo)
+        w_marg, w_amort, w_pseudo = self.loss_weights
+        loss = jnp.mean(w_marg * l_marg + w_amort * l_amort + w_pseudo * l_pseudo)
         return loss, {"marg": l_marg.mean(), "amort": l_amort.mean(), "pseudo": l_pseudo.mean()}
 
 

@@ -26,7 +26,8 @@ from neural_processes.models import MODELS, build_model
 __all__ = ["MODEL_KEYS", "batch_stream", "loss", "make_config", "plot_loss", "train"]
 
 MODEL_KEYS = ("width", "enc_depth", "dec_depth", "heads", "min_std", "train_samples",
-              "n_inducing", "noise_dim", "pseudo_average")
+              "n_inducing", "noise_dim", "pseudo_average", "loss_weights",
+              "pseudo_per_point")
 
 
 def make_config(model: str, data: str, *, steps: int = 2000, batch_size: int = 16,
@@ -55,6 +56,8 @@ def make_config(model: str, data: str, *, steps: int = 2000, batch_size: int = 1
         kw.pop("n_inducing", None)
         kw.pop("noise_dim", None)
         kw.pop("pseudo_average", None)
+        kw.pop("loss_weights", None)
+        kw.pop("pseudo_per_point", None)
     net = build_model({"model": model, "x_dim": source.x_dim, "y_dim": source.y_dim, **kw})
     config = {"version": RUN_VERSION, "model": net.config(), "data": source.name,
               "steps": int(steps), "batch_size": int(batch_size), "lr": float(lr),
@@ -94,7 +97,7 @@ def train(out, config: dict, *, log_every: int = 50, ckpt_every: int = 500,
     """Train (resume, or extend with a larger ``steps``) the run in folder ``out``.
     ``time_limit`` (seconds) stops early after a checkpoint; re-running continues. Returns the
     last metrics row with ``step``, ``stopped``, ``resumed_from`` and ``n_params``."""
-    from pde_data.runs import Run, RunError
+    from pde_data.runs import Run, RunError, distributed
     from pde_data.runs.loop import Loop, fit
 
     if config.get("version") != RUN_VERSION:
@@ -116,7 +119,8 @@ def train(out, config: dict, *, log_every: int = 50, ckpt_every: int = 500,
         _, result = fit(run, build(config), tx, loss,
                         batch_stream(source, config["batch_size"], config["seed"]), loop,
                         lr=schedule)
-        plot_loss(run)
+        if distributed.is_primary():  # one writer of the run folder's files
+            plot_loss(run)
         row = result.last_row or next(
             (r for r in reversed(run.read_metrics()) if "loss" in r), {})
     finally:

@@ -10,7 +10,7 @@ back), :mod:`operators.evaluate` and :mod:`operators.predict` (apply it to new d
 
 from . import layers, losses
 from .convert import convert
-from .models import FNO, UNO, AttentionNO, MgNO, MgNOConv, UNet, UNetNO, ViTNO
+from .models import FNO, UNO, AttentionNO, MgNO, MgNOConv, MgNOHelmholtz, UNet, UNetNO, ViTNO
 from .registry import (
     MODELS,
     PDE_PADDING,
@@ -28,6 +28,7 @@ __all__ = [
     "AttentionNO",
     "MgNO",
     "MgNOConv",
+    "MgNOHelmholtz",
     "UNet",
     "UNetNO",
     "ViTNO",

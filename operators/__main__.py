@@ -1,7 +1,7 @@
 """Command line of ``operators``: ``python -m operators train|evaluate|predict|models ...``.
 
     python -m operators train --data FILE --model NAME --out RUN [--epochs E] [--test FILE ...]
-    python -m operators evaluate --run RUN --data FILE [--json] [--plot P.png [--overwrite]]
+    python -m operators evaluate --run RUN --data FILE [--json] [--plot P.png [--overwrite]] [--interpolate]
     python -m operators predict --run RUN --data IN --out OUT.nc [--overwrite]
     python -m operators models
 
@@ -15,9 +15,27 @@ import argparse
 import json
 import sys
 
-from pde_data.runs.cli import CommandParser, integer, number, run_command
+from pde_data.runs.cli import (
+    CommandParser,
+    add_distributed_arguments,
+    init_distributed,
+    integer,
+    number,
+    run_command,
+)
 
 PROG = "python -m operators"
+
+
+def _resolutions(text: str) -> list[int]:
+    """``--resolutions 33,65``: grid points per axis, comma-separated."""
+    try:
+        values = [int(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"--resolutions expects grid sizes like 33,65, got {text!r}") from None
+    if not values or min(values) < 1:
+        raise argparse.ArgumentTypeError(f"--resolutions expects positive grid sizes like 33,65, got {text!r}")
+    return values
 
 
 def _hparam(text: str) -> tuple[str, object]:
@@ -46,15 +64,29 @@ def parser() -> argparse.ArgumentParser:
     t.add_argument("--data", required=True, help="training dataset (.nc, .zarr, .mat, .h5, .pt)")
     t.add_argument("--model", required=True, help="model name (see `python -m operators models`)")
     t.add_argument("--out", required=True, help="run folder (created; resumed if it exists)")
+    add_distributed_arguments(t)
     t.add_argument("--epochs", type=positive_int,
                    help="epochs (default: 500, the papers'); larger on a finished run continues it")
     t.add_argument("--test", nargs="+", action="extend", default=[], metavar="FILE",
                    help="datasets evaluated at the end, each at its own resolution (PNG each)")
     t.add_argument("--batch-size", type=positive_int, help="global batch size (default: 8 MgNO, 20 FNO/U-NO)")
     t.add_argument("--lr", type=positive_float, help="peak learning rate (default: 5e-4 MgNO, 1e-3 FNO/U-NO)")
-    t.add_argument("--weight-decay", type=nonnegative_float, help="AdamW weight decay (default 1e-4)")
-    t.add_argument("--schedule", choices=["onecycle", "step", "constant"],
-                   help="learning-rate schedule (default: onecycle MgNO, step FNO/U-NO)")
+    t.add_argument("--weight-decay", type=nonnegative_float,
+                   help="weight decay (AdamW) or L2 coefficient (adam-l2) (default 1e-4)")
+    t.add_argument("--optimizer", choices=["adamw", "adam-l2"],
+                   help="adamw: decoupled weight decay (default); adam-l2: L2 added to the "
+                        "gradient of the batch-summed loss before Adam (the MgNO reference)")
+    t.add_argument("--schedule", choices=["onecycle", "cosine", "step", "constant"],
+                   help="learning-rate schedule over the run (default: onecycle MgNO, step FNO/U-NO)")
+    t.add_argument("--schedule-every", choices=["step", "epoch"],
+                   help="step the schedule every optimiser step (default) or once per epoch")
+    t.add_argument("--cycle-momentum", action=argparse.BooleanOptionalAction, default=None,
+                   help="with --schedule onecycle: Adam's beta1 0.95 -> 0.85 -> 0.95 against the "
+                        "learning rate, as PyTorch's OneCycleLR (default off)")
+    t.add_argument("--recipe", choices=["mgno-reference"],
+                   help="set the training options of a reference recipe at once (flags given "
+                        "explicitly win); mgno-reference: Adam + L2 1e-4, one-cycle 5e-4 stepped "
+                        "per epoch with beta1 cycling, batch 8, H1 loss, 500 epochs")
     t.add_argument("--loss", choices=["l2", "h1"], help="relative L2 or H1 loss (default: h1 MgNO, l2 FNO/U-NO)")
     t.add_argument("--normaliser", choices=["unit", "pointwise"], help="Gaussian normaliser fitted on the train split")
     t.add_argument("--coords", action=argparse.BooleanOptionalAction, default=None,
@@ -68,6 +100,9 @@ def parser() -> argparse.ArgumentParser:
     t.add_argument("--inputs", help="input variables (default: the dataset's input_vars)")
     t.add_argument("--outputs", help="output variables (default: the dataset's output_vars)")
     t.add_argument("--max-steps", type=positive_int, help="stop (resumable) after this many global steps")
+    t.add_argument("--resolutions", type=_resolutions, metavar="S1,S2,...",
+                   help="train on several grids: each step's batch restricted from the stored grid to "
+                        "one of these (points per axis, e.g. 33,65; every k-th point), chosen by (seed, step)")
     t.add_argument("--plot-samples", type=nonnegative_int, default=3, help="samples per test PNG")
     t.add_argument("--no-progress", action="store_true", help="no progress bar")
 
@@ -80,6 +115,9 @@ def parser() -> argparse.ArgumentParser:
     e.add_argument("--checkpoint", choices=["best", "latest"], default="best")
     e.add_argument("--plot", help="also write a PNG of a few predictions to this path (.png)")
     e.add_argument("--overwrite", action="store_true", help="replace an existing --plot file")
+    e.add_argument("--interpolate", nargs="?", const="auto", choices=["auto", "linear", "fourier"],
+                   help="baseline: run the model at its training grid, interpolating the inputs there "
+                        "and the prediction back (auto: linear on node grids, Fourier on periodic ones)")
 
     r = sub.add_parser("predict", help="apply a run to new inputs and write the prediction",
                        description="Predict the run's output variables from the inputs of a "
@@ -115,15 +153,19 @@ def _check_plot_path(plot, overwrite: bool) -> None:
 def _main(argv) -> int:
     args = parser().parse_args(argv)
     if args.verb == "train":
+        init_distributed(args)
         from operators.train import train
 
         res = train(args.data, args.model, args.out, epochs=args.epochs, tests=args.test,
                     batch_size=args.batch_size, lr=args.lr, weight_decay=args.weight_decay,
                     schedule=args.schedule, loss=args.loss, normaliser=args.normaliser,
-                    coords=args.coords, n_train=args.n_train, n_val=args.n_val, seed=args.seed,
+                    coords=args.coords, optimizer=args.optimizer,
+                    schedule_every=args.schedule_every, cycle_momentum=args.cycle_momentum,
+                    recipe=args.recipe, n_train=args.n_train, n_val=args.n_val, seed=args.seed,
                     checkpoint_every=args.checkpoint_every, hparams=dict(args.hparam),
                     inputs=args.inputs, outputs=args.outputs, max_steps=args.max_steps,
-                    plot_samples=args.plot_samples, progress=not args.no_progress)
+                    plot_samples=args.plot_samples, progress=not args.no_progress,
+                    resolutions=args.resolutions)
         print(json.dumps(res, default=str))
     elif args.verb == "evaluate":
         from operators.evaluate import evaluate
@@ -131,7 +173,7 @@ def _main(argv) -> int:
         _check_plot_path(args.plot, args.overwrite)  # before any work
 
         res = evaluate(args.run, args.data, batch_size=args.batch_size, which=args.checkpoint,
-                       plot=bool(args.plot), plot_path=args.plot)
+                       plot=bool(args.plot), plot_path=args.plot, interpolate=args.interpolate or False)
         if args.json:
             print(json.dumps(res))
         else:
@@ -139,6 +181,9 @@ def _main(argv) -> int:
                    f"rel_l2={res['rel_l2']:.5g}"
             if "rel_h1" in res:
                 line += f" rel_h1={res['rel_h1']:.5g}"
+            if res.get("interpolate"):
+                line += f" (model run at {'x'.join(map(str, res['model_resolution']))}, {res['interpolate']} " \
+                        "interpolation in and out)"
             print(line)
     elif args.verb == "predict":
         from operators.predict import check_output_path, write_prediction

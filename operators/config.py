@@ -11,6 +11,18 @@ Optimiser (the papers' recipes): AdamW (weight decay 1e-4). MgNO (He et al. 2024
 cosine schedule, peak 5e-4 starting at peak/2 and ending at peak/200 with 20% warm-up, batch 8,
 relative H1 loss. FNO / U-NO (Li et al. 2021): lr 1e-3 halved after every fifth of the steps
 (100 of 500 epochs in the paper), batch 20, relative L2 loss.
+
+Every schedule follows the run's budget (``epochs * steps_per_epoch`` steps; a run extended to
+more epochs stretches it). ``schedule_every="epoch"`` holds the learning rate constant within an
+epoch and steps it once per epoch, as a PyTorch scheduler stepped after each epoch does.
+
+The recipe of the MgNO reference code (``--recipe mgno-reference``, :data:`RECIPES`): Adam with
+*coupled* L2 (``optimizer="adam-l2"``: the decay ``wd * p`` is added to the gradient of the
+batch-summed loss before Adam's scaling, the reference's ``Adam.py`` with its losses summed over
+the batch), against the default *decoupled* AdamW (``p -= lr * wd * p`` beside Adam's step,
+Loshchilov & Hutter 2019); PyTorch's ``OneCycleLR(max_lr, div_factor=2, final_div_factor=100,
+pct_start=0.2, epochs=E, steps_per_epoch=1)``, stepped once per epoch, with its momentum cycling:
+Adam's beta1 goes 0.95 -> 0.85 -> 0.95, opposite to the learning rate (Smith & Topin 2019).
 """
 
 from __future__ import annotations
@@ -23,6 +35,7 @@ from operators.registry import MODELS, default_hparams, default_padding, fit_bas
 
 __all__ = [
     "CONFIG_VERSION",
+    "RECIPES",
     "TRAIN_DEFAULTS",
     "base_resolution_for",
     "data_periodic",
@@ -30,6 +43,8 @@ __all__ = [
     "make_optimizer",
     "make_schedule",
     "model_hparams",
+    "onecycle",
+    "onecycle_momentum",
     "output_layout",
     "positive_channels",
     "run_config",
@@ -45,10 +60,35 @@ _MGNO = {"lr": 5e-4, "weight_decay": 1e-4, "batch_size": 8, "loss": "h1", "sched
 _FNO = {"lr": 1e-3, "weight_decay": 1e-4, "batch_size": 20, "loss": "l2", "schedule": "step",
         "epochs": 500, "normaliser": "pointwise", "coords": True}
 #: training defaults per model: the recipe of its paper
-TRAIN_DEFAULTS: dict[str, dict] = {"mgno": _MGNO, "mgno-conv": _MGNO, "fno": _FNO, "uno": _FNO}
-SCHEDULES = ("onecycle", "step", "constant")
+TRAIN_DEFAULTS: dict[str, dict] = {
+    "mgno": _MGNO, "mgno-conv": _MGNO, "fno": _FNO, "uno": _FNO,
+    # the reference trains NS one-step pairs with a relative L2 loss, lr 6e-4, decay 1e-5
+    "mgno-ns": {**_MGNO, "lr": 6e-4, "weight_decay": 1e-5, "loss": "l2"},
+    "mgno-helmholtz": _MGNO,
+}
+SCHEDULES = ("onecycle", "cosine", "step", "constant")
+SCHEDULE_EVERY = ("step", "epoch")
+OPTIMIZERS = ("adamw", "adam-l2")
 LOSSES = ("l2", "h1")
 NORMALISERS = ("unit", "pointwise")
+#: the optimiser options every run had before they could be chosen (a run folder written then
+#: has none of these keys; resuming it with these values is resuming the same run)
+LEGACY_OPTIMIZER = {"optimizer": "adamw", "schedule_every": "step", "cycle_momentum": False}
+#: recipes: training options set together (``--recipe``); options given explicitly win.
+#: ``mgno-reference``: the training loop of the MgNO reference code (xlliu2017/MgNO,
+#: ``darcy.py`` / ``utilities3.getOptimizerScheduler`` / ``Adam.py``): Adam with coupled L2
+#: 1e-4, OneCycleLR (peak 5e-4, div 2, final div 100, 20% warm-up, cosine) stepped once per
+#: epoch with beta1 cycling 0.95 -> 0.85 -> 0.95, batch 8, relative H1 loss, 500 epochs.
+RECIPES: dict[str, dict] = {
+    "mgno-reference": {"optimizer": "adam-l2", "schedule": "onecycle", "schedule_every": "epoch",
+                       "cycle_momentum": True, "lr": 5e-4, "weight_decay": 1e-4, "batch_size": 8,
+                       "loss": "h1", "epochs": 500},
+}
+#: one-cycle shape (the MgNO paper's and reference's): start peak/2, end peak/200, 20% warm-up
+ONECYCLE = {"pct_start": 0.2, "div_factor": 2.0, "final_div_factor": 100.0}
+#: beta1 range of the momentum cycling (PyTorch OneCycleLR's base / max momentum)
+MOMENTUM_RANGE = (0.85, 0.95)
+ADAM_B1 = 0.9
 
 
 def train_defaults(model: str) -> dict:
@@ -59,37 +99,170 @@ def train_defaults(model: str) -> dict:
 # ------------------------------------------------------------------------------------------
 # optimiser and schedule
 # ------------------------------------------------------------------------------------------
+def _cos_anneal(start, end, rest):
+    """``end + (start - end) (1 + cos(pi pct)) / 2`` with ``rest = 1 - pct`` the fraction of
+    the phase still to go, written ``end + (start - end) sin^2(pi rest / 2)``: the same value,
+    without float32's cancellation in ``1 + cos`` near the end of a phase."""
+    import jax.numpy as jnp
+
+    return end + (start - end) * jnp.sin(0.5 * jnp.pi * rest) ** 2
+
+
+def _onecycle_phase(t, n: int, pct_start: float):
+    """``(rising, rest)`` of unit ``t`` in a two-phase one-cycle over ``n`` units, as PyTorch's
+    ``OneCycleLR(three_phase=False)`` places them: the first phase rises over ``[0, pct_start n
+    - 1]``, the second falls over ``[pct_start n - 1, n - 1]``; ``rest`` in [0, 1] is the
+    fraction of the phase still to go (0 past the end, where PyTorch raises)."""
+    import jax.numpy as jnp
+
+    t = jnp.asarray(t, jnp.float32)
+    mid, last = float(pct_start * n) - 1.0, float(n) - 1.0
+    up = t <= mid
+    rest_up = (mid - t) / mid if mid > 0 else jnp.zeros_like(t)
+    rest_down = (last - t) / max(last - mid, 1e-12)
+    return up, jnp.clip(jnp.where(up, rest_up, rest_down), 0.0, 1.0)
+
+
+def onecycle(peak: float, n: int, *, pct_start: float = 0.2, div_factor: float = 2.0,
+             final_div_factor: float = 100.0):
+    """One-cycle learning rate of unit ``t`` (a step or an epoch) over ``n`` units: PyTorch's
+    ``OneCycleLR(max_lr=peak, total_steps=n, pct_start, div_factor, final_div_factor,
+    anneal_strategy="cos", three_phase=False)`` (Smith & Topin 2019): cosine from
+    ``peak / div_factor`` up to ``peak`` at unit ``pct_start n - 1``, then cosine down to
+    ``peak / (div_factor final_div_factor)`` at unit ``n - 1``. Traceable (jit-friendly)."""
+    initial = peak / div_factor
+    final = initial / final_div_factor
+
+    def lr(t):
+        import jax.numpy as jnp
+
+        up, rest = _onecycle_phase(t, n, pct_start)
+        return jnp.where(up, _cos_anneal(initial, peak, rest), _cos_anneal(peak, final, rest))
+
+    return lr
+
+
+def onecycle_momentum(n: int, *, pct_start: float = 0.2, base: float = MOMENTUM_RANGE[0],
+                      top: float = MOMENTUM_RANGE[1]):
+    """Adam's beta1 of unit ``t`` under PyTorch's ``OneCycleLR(cycle_momentum=True)``: cosine
+    from ``top`` down to ``base`` while the learning rate rises, back to ``top`` while it falls
+    (high momentum with a small step, low momentum with a large one)."""
+    def b1(t):
+        import jax.numpy as jnp
+
+        up, rest = _onecycle_phase(t, n, pct_start)
+        return jnp.where(up, _cos_anneal(top, base, rest), _cos_anneal(base, top, rest))
+
+    return b1
+
+
+def _per_unit(fn, steps_per_unit: int):
+    """``fn`` of the unit a step falls in (``step // steps_per_unit``): a schedule stepped once
+    per epoch holds its value for the whole epoch."""
+    if steps_per_unit == 1:
+        return fn
+    return lambda step: fn(step // steps_per_unit)
+
+
 def make_schedule(kind: str, lr: float, total_steps: int, steps_per_epoch: int | None = None,
-                  epochs: int | None = None):
-    """Learning rate per step: ``onecycle`` (MgNO), ``step`` (FNO: x0.5 after each fifth of the
-    steps) or ``constant``. (``steps_per_epoch`` and ``epochs`` are accepted for old callers.)"""
+                  epochs: int | None = None, every: str = "step"):
+    """Learning rate per optimiser step, following the run's budget of ``total_steps`` steps:
+    ``onecycle`` (MgNO: :func:`onecycle` with the paper's shape :data:`ONECYCLE`), ``cosine``
+    (from ``lr`` to 0 over the run: ``CosineAnnealingLR(T_max=run)``), ``step`` (FNO: x0.5
+    after each fifth of the run) or ``constant``. ``every="epoch"``: stepped once per epoch
+    (needs ``steps_per_epoch``; the schedule runs over ``epochs = total_steps //
+    steps_per_epoch`` units and is constant within each)."""
     import optax
 
+    if every not in SCHEDULE_EVERY:
+        raise ValueError(f"unknown schedule_every {every!r}; choose from {list(SCHEDULE_EVERY)}")
+    per = 1
+    if every == "epoch":
+        if not steps_per_epoch:
+            raise ValueError("a schedule stepped once per epoch needs steps_per_epoch")
+        per = int(steps_per_epoch)
+    n = max(int(epochs) if (every == "epoch" and epochs) else int(total_steps) // per, 1)
     if kind == "onecycle":
-        # cosine one-cycle: start lr/2 (div 2), peak lr after 20% of the steps, end lr/200.
-        return optax.cosine_onecycle_schedule(
-            transition_steps=max(total_steps, 1), peak_value=lr, pct_start=0.2,
-            div_factor=2.0, final_div_factor=100.0)
+        return _per_unit(onecycle(lr, n, **ONECYCLE), per)
+    if kind == "cosine":
+        return _per_unit(optax.cosine_decay_schedule(lr, decay_steps=n, alpha=0.0), per)
     if kind == "step":  # the paper halves every 100 of 500 epochs: five halvings in all
-        every = max(1, round(total_steps / 5))
-        return optax.exponential_decay(lr, transition_steps=every, decay_rate=0.5, staircase=True)
+        every_n = max(1, round(n / 5))
+        return _per_unit(optax.exponential_decay(lr, transition_steps=every_n, decay_rate=0.5,
+                                                 staircase=True), per)
     if kind == "constant":
         return optax.constant_schedule(lr)
     raise ValueError(f"unknown schedule {kind!r}; choose from {list(SCHEDULES)}")
 
 
+def _total_steps(config: dict) -> int:
+    return int(config["epochs"]) * int(config["steps_per_epoch"])
+
+
 def _schedule_of(config: dict):
-    total = int(config["epochs"]) * int(config["steps_per_epoch"])
-    return make_schedule(config["schedule"], config["lr"], total)
+    return make_schedule(config["schedule"], config["lr"], _total_steps(config),
+                         steps_per_epoch=int(config["steps_per_epoch"]),
+                         epochs=int(config["epochs"]),
+                         every=config.get("schedule_every", "step"))
+
+
+def momentum_schedule(config: dict):
+    """Adam's beta1 per step: :func:`onecycle_momentum` over the run (per epoch when the
+    schedule is) where ``cycle_momentum`` is set, else ``None`` (constant 0.9)."""
+    if not config.get("cycle_momentum"):
+        return None
+    if config["schedule"] != "onecycle":
+        raise ValueError("cycle_momentum cycles beta1 against a one-cycle learning rate; "
+                         f"it needs schedule='onecycle', not {config['schedule']!r}")
+    per = int(config["steps_per_epoch"]) if config.get("schedule_every") == "epoch" else 1
+    n = max(_total_steps(config) // per, 1)
+    return _per_unit(onecycle_momentum(n, pct_start=ONECYCLE["pct_start"]), per)
+
+
+def _adam_l2(learning_rate, b1, weight_decay, grad_scale):
+    """Adam with coupled L2: ``g <- grad_scale * g + weight_decay * p`` (the gradient of the
+    batch-summed loss plus that of ``weight_decay |p|^2 / 2``), then Adam's scaling."""
+    import optax
+
+    return optax.chain(optax.scale(grad_scale), optax.add_decayed_weights(weight_decay),
+                       optax.scale_by_adam(b1=b1, b2=0.999, eps=1e-8),
+                       optax.scale_by_learning_rate(learning_rate))
+
+
+def _adamw(learning_rate, b1, weight_decay):
+    import optax
+
+    return optax.adamw(learning_rate, b1=b1, b2=0.999, eps=1e-8, weight_decay=weight_decay)
 
 
 def make_optimizer(config: dict):
-    """``(tx, schedule)``: AdamW with the run's schedule (over ``epochs * steps_per_epoch``
-    steps) and weight decay."""
+    """``(tx, schedule)``: the run's optimiser with its learning-rate schedule (over ``epochs *
+    steps_per_epoch`` steps, per step or per epoch).
+
+    ``optimizer="adamw"`` (default): decoupled weight decay, ``p -= lr (adam(g) + wd p)``.
+    ``optimizer="adam-l2"``: coupled L2, the decay enters the gradient before Adam's
+    normalisation, ``g <- B g + wd p`` with ``B = batch_size`` (the reference's losses sum over
+    the batch, ours average: Adam is invariant to the scale of ``g``, the L2 balance is not).
+    With ``cycle_momentum`` Adam's beta1 follows :func:`momentum_schedule`; hyper-parameters
+    that follow a schedule are injected (``optax.inject_hyperparams``) so they are part of the
+    checkpointed optimiser state. Plain AdamW keeps the optimiser state of runs written before
+    these options (they resume)."""
     import optax
 
     sched = _schedule_of(config)
-    return optax.adamw(sched, weight_decay=config["weight_decay"]), sched
+    kind = config.get("optimizer", "adamw")
+    wd = float(config["weight_decay"])
+    b1 = momentum_schedule(config)
+    if kind == "adamw" and b1 is None:
+        return optax.adamw(sched, weight_decay=wd), sched
+    b1 = ADAM_B1 if b1 is None else b1
+    if kind == "adamw":
+        return optax.inject_hyperparams(_adamw)(learning_rate=sched, b1=b1, weight_decay=wd), sched
+    if kind == "adam-l2":
+        tx = optax.inject_hyperparams(_adam_l2)(learning_rate=sched, b1=b1, weight_decay=wd,
+                                                grad_scale=float(config["batch_size"]))
+        return tx, sched
+    raise ValueError(f"unknown optimizer {kind!r}; choose from {list(OPTIMIZERS)}")
 
 
 def learning_rate(config: dict, step: int) -> float:
@@ -211,11 +384,18 @@ def check_model(model: str) -> None:
 
 
 def training_options(model: str, *, epochs=None, batch_size=None, lr=None, weight_decay=None,
-                     schedule=None, loss=None, normaliser=None, coords=None, seed=0) -> dict:
-    """The training options of a run: ``model``'s defaults updated by the arguments given,
-    checked (a ``ValueError`` names the first bad one)."""
+                     schedule=None, loss=None, normaliser=None, coords=None, seed=0,
+                     optimizer=None, schedule_every=None, cycle_momentum=None,
+                     recipe=None) -> dict:
+    """The training options of a run: ``model``'s defaults, updated by the ``recipe``
+    (:data:`RECIPES`) if one is named, then by the arguments given; checked (a ``ValueError``
+    names the first bad one)."""
     check_model(model)
-    d = train_defaults(model)
+    d = {**train_defaults(model), **LEGACY_OPTIMIZER}
+    if recipe is not None:
+        if recipe not in RECIPES:
+            raise ValueError(f"unknown recipe {recipe!r}; choose from {sorted(RECIPES)}")
+        d.update(RECIPES[recipe])
     opts = {
         "epochs": d["epochs"] if epochs is None else epochs,
         "batch_size": d["batch_size"] if batch_size is None else batch_size,
@@ -225,17 +405,39 @@ def training_options(model: str, *, epochs=None, batch_size=None, lr=None, weigh
         "loss": d["loss"] if loss is None else loss,
         "normaliser": d["normaliser"] if normaliser is None else normaliser,
         "coords": d["coords"] if coords is None else bool(coords),
+        "optimizer": d["optimizer"] if optimizer is None else optimizer,
+        "schedule_every": d["schedule_every"] if schedule_every is None else schedule_every,
+        "cycle_momentum": d["cycle_momentum"] if cycle_momentum is None else cycle_momentum,
         "seed": seed,
     }
+    if recipe is not None:
+        opts["recipe"] = recipe
     for key in ("epochs", "batch_size"):
         opts[key] = positive_int(opts[key], key)
     opts["seed"] = nonnegative_int(opts["seed"], "seed")
     opts["lr"] = positive_float(opts["lr"], "lr")
     opts["weight_decay"] = nonnegative_float(opts["weight_decay"], "weight_decay")
-    for key, allowed in (("loss", LOSSES), ("schedule", SCHEDULES), ("normaliser", NORMALISERS)):
+    for key, allowed in (("loss", LOSSES), ("schedule", SCHEDULES), ("normaliser", NORMALISERS),
+                         ("optimizer", OPTIMIZERS), ("schedule_every", SCHEDULE_EVERY)):
         if opts[key] not in allowed:
             raise ValueError(f"unknown {key} {opts[key]!r}; choose from {list(allowed)}")
+    if not isinstance(opts["cycle_momentum"], bool):
+        raise ValueError(f"cycle_momentum must be true or false, got {opts['cycle_momentum']!r}")  # noqa: TRY004
+    if opts["cycle_momentum"] and opts["schedule"] != "onecycle":
+        raise ValueError("cycle_momentum cycles beta1 against a one-cycle learning rate; it "
+                         f"needs schedule 'onecycle', not {opts['schedule']!r}")
     return opts
+
+
+def as_stored(config: dict, stored: dict | None) -> dict:
+    """``config`` as a run folder written before the optimiser options stores it: where the
+    stored config has none of :data:`LEGACY_OPTIMIZER`'s keys and ``config`` has their legacy
+    values, without them (so the same command resumes such a run); else ``config``."""
+    if not stored or any(k in stored for k in LEGACY_OPTIMIZER):
+        return config
+    if any(config.get(k) != v for k, v in LEGACY_OPTIMIZER.items()) or "recipe" in config:
+        return config
+    return {k: v for k, v in config.items() if k not in LEGACY_OPTIMIZER}
 
 
 def run_config(model: str, data, ds, data_path: str, hparams: dict, opts: dict) -> dict:

@@ -79,6 +79,7 @@ RESOLUTION_AWARE = (DiscoConv, DiffConv, Down, Up, ConvBlock, PatchEmbed, PatchD
 _RESOLUTION_AWARE_MODELS = frozenset({
     "operators.models.fno.FNO", "operators.models.uno.UNO", "operators.models.mgno_conv.MgNOConv",
     "operators.models.unet.UNetNO", "operators.models.vit.ViTNO", "operators.models.attention.AttentionNO",
+    "operators.models.cnn.CNNNO",
 })
 
 _HERE = os.path.dirname(os.path.abspath(__file__))

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from pde_data.demo import DemoStep
+from pde_data.runs.cli import integer
 
 __all__ = ["STEP", "NeuralOperatorStep"]
 
@@ -22,7 +23,7 @@ class NeuralOperatorStep(DemoStep):
     summary_key = "operator"
 
     def add_arguments(self, parser: argparse.ArgumentParser) -> None:
-        parser.add_argument("--epochs", type=int, default=15, help="FNO training epochs")
+        parser.add_argument("--epochs", type=integer(1), default=15, help="FNO training epochs")
 
     def run(self, out: Path, context: dict[str, Any], args: argparse.Namespace) -> dict:
         from operators.evaluate import evaluate

@@ -4,6 +4,13 @@
 periodic grids, finite differences on node grids), with the data checked against the run first
 (same variables, channel counts and dimension, finite values, positive inputs where the training
 inputs were positive): a mismatch is a ``DataMismatchError`` saying what differs.
+
+``evaluate(run, data, interpolate=True)`` is the input/output interpolation baseline of Berner
+et al. (2025): the model runs at its training grid only; the inputs are interpolated from the
+data's grid to it and the prediction back to the data's grid, where the errors are measured as in
+the normal mode. Interpolation (:func:`pde_data.coordinates.resample`): piecewise linear on node
+grids (exact at nested nodes, so restriction from a finer nested grid is injection), Fourier
+(trigonometric) or linear on periodic grids; ``"auto"`` picks linear / Fourier by the layout.
 """
 
 from __future__ import annotations
@@ -14,19 +21,63 @@ import numpy as np
 
 from operators.fields import DataMismatchError, data_label, data_stem, open_for_run
 from operators.run import check_compatible, load_normalisers, open_run, restore_model
-from operators.step import mean_metrics
+from operators.step import forward, mean_metrics, metric_values
 
-__all__ = ["DataMismatchError", "evaluate"]
+__all__ = ["DataMismatchError", "evaluate", "interpolation_method", "make_interpolated_metric_fn"]
+
+INTERPOLATION = ("auto", "linear", "fourier")
+
+
+def interpolation_method(interpolate, periodic: bool) -> str:
+    """The interpolation of the baseline: ``"linear"`` or ``"fourier"`` (``True`` / ``"auto"``:
+    linear on node grids, Fourier on periodic ones); ValueError for what the grid cannot take."""
+    method = "auto" if interpolate is True else interpolate
+    if method not in INTERPOLATION:
+        raise ValueError(f"unknown interpolation {interpolate!r}; choose from {list(INTERPOLATION)}")
+    if method == "auto":
+        return "fourier" if periodic else "linear"
+    if method == "fourier" and not periodic:
+        raise ValueError("Fourier interpolation needs a periodic grid; the run was trained on a node grid "
+                         "(both ends included): use linear interpolation")
+    return method
+
+
+def make_interpolated_metric_fn(model, config: dict, method: str, h1: bool = True):
+    """``metrics(model, x, y, normalisers) -> ({name: batch sum}, pred)`` of the interpolation
+    baseline: ``x`` resampled to the run's training grid, the model applied there, the
+    prediction resampled back to the grid of ``y``; one jit per data grid."""
+    import jax
+    from flax import nnx
+
+    from pde_data.coordinates import resample
+
+    graphdef, _ = nnx.split(model)
+    coords, periodic = bool(config["coords"]), bool(config["periodic"])
+    train_grid = tuple(int(n) for n in config["train_resolution"])
+
+    @jax.jit
+    def sums(state, x, y, norms):
+        xm = resample(x, train_grid, periodic, method, first_axis=1)
+        pm = forward(nnx.merge(graphdef, state), xm, norms, coords, periodic)
+        pred = resample(pm, y.shape[1:-1], periodic, method, first_axis=1)
+        return {k: v.sum() for k, v in metric_values(pred, y, periodic, h1).items()}, pred
+
+    def metrics(m, x, y, normalisers):
+        return sums(nnx.state(m), x, y, {"x": normalisers["x"], "y": normalisers["y"]})
+
+    return metrics
 
 
 def evaluate(run, data, *, batch_size: int | None = None, which: str = "best", plot: bool = False,
-             plot_samples: int = 3, plot_path=None) -> dict:
+             plot_samples: int = 3, plot_path=None, interpolate=False) -> dict:
     """Metrics of ``run`` (a run folder or ``pde_data.runs.Run``) on ``data`` (a dataset path or
     ``xarray.Dataset``): ``{"rel_l2", "rel_h1", "n", "resolution", "data"}``.
 
     ``which``: ``"best"`` (best validation epoch) or ``"latest"`` checkpoint. ``plot``: write a
     PNG of input, truth, prediction and error for ``plot_samples`` samples into the run folder
-    (or ``plot_path``).
+    (or ``plot_path``). ``interpolate``: the interpolation baseline (``True`` / ``"auto"``,
+    ``"linear"``, ``"fourier"``; see the module doc); the result then also names the
+    ``interpolate`` method and the ``model_resolution`` the model ran at.
     """
     if batch_size is not None and (isinstance(batch_size, bool) or int(batch_size) != batch_size
                                    or batch_size < 1):
@@ -35,12 +86,16 @@ def evaluate(run, data, *, batch_size: int | None = None, which: str = "best", p
     config = r.read_config()
     fields, label = open_for_run(data, config)
     check_compatible(fields, config, label)
+    method = interpolation_method(interpolate, bool(config["periodic"])) if interpolate else None
     model = restore_model(r, config, which)
     norms = load_normalisers(r)
     k = min(int(plot_samples), len(fields)) if plot else 0
+    metric_fn = make_interpolated_metric_fn(model, config, method) if method else None
     metrics, pred = mean_metrics(model, fields, int(batch_size or config["batch_size"]), norms,
-                                 config, h1=True, take=k)
+                                 config, h1=True, take=k, metric_fn=metric_fn)
     out = {"data": data_label(data), "n": len(fields), "resolution": list(fields.spatial), **metrics}
+    if method:
+        out.update(interpolate=method, model_resolution=[int(n) for n in config["train_resolution"]])
     if k > 0:
         from operators.plots import plot_predictions
 

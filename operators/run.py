@@ -60,6 +60,10 @@ def model_from_config(config: dict):
     hparams = dict(config["hparams"])
     if config["model"] == "mgno-conv":  # runs from before the option: the operator they trained
         hparams.setdefault("prolongation", LEGACY_PROLONGATION)
+    if config["model"] == "mgno":  # before prolongation_padding: periodic where the smoothers were
+        from operators.models.mgno import legacy_hparams
+
+        hparams = legacy_hparams(hparams)
     return build_model(config["model"], config["model_in_channels"], config["out_channels"],
                        dim=config["dim"], rngs=nnx.Rngs(config["seed"]), **hparams)
 

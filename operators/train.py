@@ -34,6 +34,7 @@ from pathlib import Path
 
 from operators.config import (
     CONFIG_VERSION,
+    as_stored,
     make_optimizer,
     nonnegative_int,
     positive_channels,
@@ -63,6 +64,17 @@ def _batch_stream(data, batch_size: int, seed: int, steps_per_epoch: int, mesh):
     return stream
 
 
+def _train_stream(data, batch_size: int, seed: int, steps_per_epoch: int, mesh, plan):
+    """The batch stream of a run: :func:`_batch_stream`, restricted per step to the grids of
+    ``plan`` when the run trains on several resolutions."""
+    stream = _batch_stream(data, batch_size, seed, steps_per_epoch, mesh)
+    if plan is None:
+        return stream
+    from operators.resolutions import multi_resolution_stream
+
+    return multi_resolution_stream(stream, plan, seed, data.n_spatial)
+
+
 def _check_version(run) -> None:
     from pde_data.runs import RunError
 
@@ -79,16 +91,24 @@ def _check_version(run) -> None:
 def train(data, model: str, out, *, epochs: int | None = None, tests=(), batch_size: int | None = None,
           lr: float | None = None, weight_decay: float | None = None, schedule: str | None = None,
           loss: str | None = None, normaliser: str | None = None, coords: bool | None = None,
+          optimizer: str | None = None, schedule_every: str | None = None,
+          cycle_momentum: bool | None = None, recipe: str | None = None,
           n_train: int | None = None, n_val: int | None = None, seed: int = 0,
           checkpoint_every: int | None = None, hparams: dict | None = None, inputs=None, outputs=None,
-          plot_samples: int = 3, max_steps: int | None = None, progress: bool = True) -> dict:
+          plot_samples: int = 3, max_steps: int | None = None, progress: bool = True,
+          resolutions=None) -> dict:
     """Train (or resume, or extend) a run; returns ``{"run": path, "best_val", "best_epoch",
     "step", "params", "stopped", "tests": {file: metrics}}``.
 
     ``data``: a stored dataset path (or ``xarray.Dataset``); the train / validation split is
     drawn from it with ``seed``. ``tests``: dataset files evaluated at the end at their own
     resolution (with a PNG each). ``max_steps``: stop (checkpointed, resumable) after this many
-    global steps. Defaults per model: :data:`operators.config.TRAIN_DEFAULTS`.
+    global steps. Defaults per model: :data:`operators.config.TRAIN_DEFAULTS`; ``recipe``
+    (:data:`operators.config.RECIPES`, e.g. ``"mgno-reference"``) sets several options at once,
+    the ones given explicitly win. ``optimizer`` ("adamw" / "adam-l2"), ``schedule_every``
+    ("step" / "epoch") and ``cycle_momentum``: :func:`operators.config.make_optimizer`.
+    ``resolutions``: grids (points per axis) the batches are restricted to, one per step chosen
+    by ``(seed, step)`` (:mod:`operators.resolutions`; recorded in the run config).
     """
     import jax
 
@@ -99,7 +119,9 @@ def train(data, model: str, out, *, epochs: int | None = None, tests=(), batch_s
 
     opts = training_options(model, epochs=epochs, batch_size=batch_size, lr=lr,
                             weight_decay=weight_decay, schedule=schedule, loss=loss,
-                            normaliser=normaliser, coords=coords, seed=seed)
+                            normaliser=normaliser, coords=coords, seed=seed, optimizer=optimizer,
+                            schedule_every=schedule_every, cycle_momentum=cycle_momentum,
+                            recipe=recipe)
     for name, value in (("n_train", n_train), ("checkpoint_every", checkpoint_every),
                         ("max_steps", max_steps)):
         if value is not None:
@@ -118,6 +140,9 @@ def train(data, model: str, out, *, epochs: int | None = None, tests=(), batch_s
     train_data, val_data, _ = full.split(n_train, n_val, 0, seed=opts["seed"])
     mesh = sharding.data_mesh()
     n_dev = int(mesh.devices.size)
+    if tests and sharding.spans_processes(mesh):
+        raise ValueError("--test is not run under --distributed: evaluate the finished run with "
+                         "`python -m operators evaluate` in one process")
     bs = opts["batch_size"]
     if bs % n_dev:
         raise ValueError(f"batch_size={bs} is not divisible by the {n_dev} local devices")
@@ -128,11 +153,21 @@ def train(data, model: str, out, *, epochs: int | None = None, tests=(), batch_s
                 checkpoint_every=int(checkpoint_every or steps_per_epoch))
     config = run_config(model, full, ds, data_path, hparams or {}, opts)
     config["input_positive"] = positive_channels(train_data.x)
+    plan = None
+    if resolutions is not None:  # multi-resolution training (operators.resolutions)
+        from operators.resolutions import resolution_plan
+
+        plan = resolution_plan(resolutions, full.spatial, config["periodic"])
+        config["resolutions"] = [r for r, _ in plan]
     if isinstance(data, (str, os.PathLike)):
         config["data_fingerprint"] = fingerprint(data)
     # everything that can be refused is refused before the run folder is written: the model
     # (a bad hyper-parameter), the --test files (checked now, used at the end)
     net = model_from_config(config)
+    if plan is not None:
+        from operators.resolutions import check_model_serves
+
+        check_model_serves(net, plan, full.spatial, config["model_in_channels"])
     for test in tests:
         fields, label = open_for_run(test, config)
         check_compatible(fields, config, label, values=False)
@@ -141,6 +176,7 @@ def train(data, model: str, out, *, epochs: int | None = None, tests=(), batch_s
     try:
         _check_version(run)
         run.check_data_unchanged(config)
+        config = as_stored(config, run.read_config() if run.has_config() else None)
         resumed = run.ensure_config(config, extendable=("epochs",))
         if resumed and all((run.path / f"normalisers_{k}.npz").exists() for k in "xy"):
             norms = load_normalisers(run)
@@ -161,8 +197,10 @@ def train(data, model: str, out, *, epochs: int | None = None, tests=(), batch_s
         if len(val_data):
             metric_fn = make_metric_fn(net, config, h1=False)
 
+            val_mesh = sharding.local_mesh()  # every process validates its local copy
+
             def validate(m):
-                return {"rel_l2": mean_metrics(m, val_data, bs, norms, config, h1=False, mesh=mesh,
+                return {"rel_l2": mean_metrics(m, val_data, bs, norms, config, h1=False, mesh=val_mesh,
                                                metric_fn=metric_fn)["rel_l2"]}
         loop = Loop(total_steps=max(start, 1) if done_already else total, seed=opts["seed"],
                     checkpoint_every=config["checkpoint_every"], log_every=steps_per_epoch,
@@ -172,7 +210,7 @@ def train(data, model: str, out, *, epochs: int | None = None, tests=(), batch_s
                     stop_at=None if done_already else max_steps, progress=progress,
                     desc=f"train {model}")
         net, res = fit(run, net, tx, make_loss(config, norms, mesh),
-                       _batch_stream(train_data, bs, opts["seed"], steps_per_epoch, mesh), loop,
+                       _train_stream(train_data, bs, opts["seed"], steps_per_epoch, mesh, plan), loop,
                        validate=validate, lr=schedule_fn, mesh=mesh)
         stopped = res.step < total
         result = {"run": str(run.path), "best_val": res.best,

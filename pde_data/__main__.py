@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import inspect
+import os
 import sys
 
 from pde_data.runs.cli import CommandParser, integer, number, run_command
@@ -19,8 +20,9 @@ MAX_TIMES = 100_000  # snapshots of one --times START:STOP:STEP
 DESCRIPTION = """PDE datasets of opbayes.
 
 verbs:
-  generate PDE   solve PDE (darcy, burgers, navier_stokes) for --n samples drawn from --seed and
-                 write --out atomically; an interrupted run resumes from FILE.partial/
+  generate PDE   solve PDE ({pdes}) for --n samples drawn from --seed, streaming
+                 chunks to --out (written atomically once complete); an interrupted run resumes
+                 from FILE.partial/; --shard I/N: N processes fill one .zarr store together
   info FILE      summary of a dataset file (dims, variables, ranges, NaN counts, attributes)
   convert IN OUT convert between formats (.nc, .zarr, FNO .mat, PDEBench .h5, neuraloperator .pt)
 
@@ -47,14 +49,26 @@ def parse_times(text: str) -> list[float]:
             f"--times must be a comma list (0.5,1) or START:STOP:STEP, got {text!r}") from None
 
 
+def shard(text: str) -> tuple[int, int]:
+    """``"I/N"`` for ``--shard`` (an argparse type)."""
+    from pde_data.generate import parse_shard
+
+    try:
+        return parse_shard(text)
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(str(err)) from None
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = CommandParser(prog=PROG, description=DESCRIPTION,
+    from pde_data.generate import PDES
+
+    parser = CommandParser(prog=PROG, description=DESCRIPTION.format(pdes=", ".join(PDES)),
                            formatter_class=argparse.RawDescriptionHelpFormatter)
     verbs = parser.add_subparsers(dest="verb", metavar="{generate,info,convert}",
                                   parser_class=CommandParser)
 
     gen = verbs.add_parser("generate", help="generate a dataset of PDE solutions")
-    gen.add_argument("pde", choices=["darcy", "burgers", "navier_stokes"])
+    gen.add_argument("pde", choices=PDES)
     gen.add_argument("--n", type=integer(1), required=True, help="number of samples")
     gen.add_argument("--resolution", type=integer(2), required=True,
                      help="stored grid points per axis")
@@ -71,6 +85,9 @@ def build_parser() -> argparse.ArgumentParser:
     gen.add_argument("--times", type=parse_times, default=None,
                      help="snapshot times, e.g. 0.5,1 or 1:50:1 (burgers, navier_stokes)")
     gen.add_argument("--dt", type=number(), default=None, help="largest time step")
+    gen.add_argument("--shard", type=shard, default=(0, 1), metavar="I/N",
+                     help="solve the I-th of N equal parts of the chunks (0 <= I < N); N "
+                          "processes with the same arguments fill one .zarr output together")
     gen.add_argument("--no-progress", action="store_true", help="no progress bar")
 
     info = verbs.add_parser("info", help="summarise a dataset file")
@@ -92,10 +109,16 @@ def _generate(args) -> int:
     for name, value in options.items():
         if value is not None and name not in accepted:
             raise ValueError(f"--{name.replace('_', '-')} does not apply to {args.pde}")
-    gen.generate_to_file(args.pde, args.seed, args.n, args.resolution, args.out,
-                         chunk_size=args.chunk_size, progress=not args.no_progress,
-                         overwrite=args.overwrite, **options)
-    print(f"wrote {args.out}")
+    wrote = gen.generate_to_file(args.pde, args.seed, args.n, args.resolution, args.out,
+                                 chunk_size=args.chunk_size, progress=not args.no_progress,
+                                 overwrite=args.overwrite, shard=args.shard, **options)
+    if wrote is None:
+        i, n = args.shard
+        print(f"shard {i}/{n} done; " + (f"{args.out} is complete (written by another shard)"
+                                         if os.path.exists(args.out) else
+                                         f"the last shard to finish writes {args.out}"))
+    else:
+        print(f"wrote {args.out}")
     return 0
 
 

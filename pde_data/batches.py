@@ -6,7 +6,10 @@ batch on the devices, and a prefetching iterator.
   is an int or a jax PRNG key. Skipping the first ``start`` batches of an epoch resumes exactly.
 - :func:`placer` puts a host batch (any pytree of arrays whose leading axis is the batch) on the
   default device, or shards it with ``pde_data.sharding.shard_batch`` over a mesh, checking up
-  front that the batch sizes divide over the devices.
+  front that the batch sizes divide over the devices. Over a mesh of several processes it
+  leaves the batch on the host: each process reads only its rows (:func:`own_rows`) and the
+  engine assembles the global array on its main thread, so the prefetch thread never touches
+  another process's devices (a collective there deadlocks against the training step's).
 - :class:`BatchIterator` yields ``produce(rows)`` for each chunk of rows, with a daemon thread
   keeping ``prefetch`` batches ready.
 
@@ -22,7 +25,7 @@ from typing import Generic, TypeVar
 
 import numpy as np
 
-__all__ = ["BatchIterator", "epoch_order", "placer", "seed_words"]
+__all__ = ["BatchIterator", "epoch_order", "own_rows", "placer", "seed_words"]
 
 T = TypeVar("T")
 
@@ -52,7 +55,7 @@ def placer(shard: bool, mesh, batch_size: int, n_for_last: int | None):
 
     if not shard:
         return lambda tree: jax.device_put(tree)
-    from pde_data.sharding import data_mesh, shard_batch
+    from pde_data.sharding import data_mesh, shard_batch, spans_processes
 
     mesh = mesh if mesh is not None else data_mesh()
     n_dev = int(mesh.devices.size)
@@ -66,7 +69,21 @@ def placer(shard: bool, mesh, batch_size: int, n_for_last: int | None):
             f"drop_last=False leaves a final batch of {n_for_last % batch_size} samples, not divisible by "
             f"the {n_dev} devices; use drop_last=True or a split size that fits"
         )
+    if spans_processes(mesh):
+        return lambda tree: tree  # this process's rows, on the host (see the module doc)
     return lambda tree: shard_batch(tree, mesh)
+
+
+def own_rows(rows: np.ndarray, shard: bool, mesh=None) -> np.ndarray:
+    """The part of a global batch's ``rows`` this process reads: all of them in one process or
+    unsharded, else its block ``pde_data.sharding.process_rows`` over ``mesh``."""
+    import jax
+
+    if not shard or jax.process_count() == 1:
+        return rows
+    from pde_data.sharding import data_mesh, process_rows
+
+    return rows[process_rows(len(rows), mesh if mesh is not None else data_mesh())]
 
 
 

@@ -158,6 +158,14 @@ def generate_arrays(keys, resolution: int, solve_resolution: int, nu: float, tim
     return {"u0": u0[:, ::stride].astype(np.float32), "u": u[:, ::stride].astype(np.float32)}
 
 
+def memory_bytes(chunk: int, resolution: int, solve_resolution: int, times, **_) -> int:
+    """Estimated peak working memory of ``generate_arrays`` for ``chunk`` samples (the memory
+    bound of ``generate``): the float64 snapshots and ~30 complex spectral work arrays per
+    sample, plus the float32 outputs."""
+    nt = len(times) + 1
+    return int(chunk * (8 * solve_resolution * nt + 480 * solve_resolution + 4 * resolution * nt))
+
+
 def to_dataset(arrays: dict, attrs: dict):
     """xarray Dataset (vars ``u0`` (sample, x), ``u`` (sample, x, t)) in the docs/design.md
     schema."""

@@ -58,8 +58,8 @@ def main(argv: list[str] | None = None) -> int:
 
         return demo_main(rest)
     if verb not in verbs:
-        print(f"opbayes: unknown command {verb!r}; choose from {', '.join(['demo', *verbs])}",
-              file=sys.stderr)
+        print(f"opbayes: error: unknown command {verb!r}; choose from "
+              f"{', '.join(['demo', *verbs])} (see opbayes --help)", file=sys.stderr)
         return 2
     return verbs[verb].load()(rest) or 0
 

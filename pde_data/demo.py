@@ -141,6 +141,9 @@ def _main(argv: list[str], demo_steps: list[DemoStep] | None = None) -> int:
     parser.add_argument("--seed", type=integer(0), default=0)
     args = parser.parse_args(argv)
     out = Path(args.out)
+    if out.exists() and not out.is_dir():
+        raise NotADirectoryError(f"--out {out} is a file, not a folder: give a folder for the "
+                                 "demo's data, run and plots (it is created if missing)")
     out.mkdir(parents=True, exist_ok=True)
 
     summary: dict = {}

@@ -177,6 +177,15 @@ def generate_arrays(keys, resolution: int, solve_resolution: int, nu: float, tim
             "w": w[:, ::stride, ::stride].astype(np.float32)}
 
 
+def memory_bytes(chunk: int, resolution: int, solve_resolution: int, times, **_) -> int:
+    """Estimated peak working memory of ``generate_arrays`` for ``chunk`` samples (the memory
+    bound of ``generate``): the float64 snapshots and ~30 complex spectral work arrays per
+    sample, plus the float32 outputs."""
+    nt = len(times) + 1
+    nodes = solve_resolution ** 2
+    return int(chunk * (8 * nodes * nt + 480 * nodes + 4 * resolution ** 2 * nt))
+
+
 def to_dataset(arrays: dict, attrs: dict):
     """xarray Dataset (``w0`` (sample, x, y), ``w`` (sample, x, y, t)) in the docs/design.md
     schema."""

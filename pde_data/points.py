@@ -90,11 +90,28 @@ class PointSets(NamedTuple):
         return (self.x[:, :c], self.y[:, :c]), (self.x[:, c:], self.y[:, c:])
 
 
-def stream(sample: Callable[[jax.Array], Any], seed: int) -> Callable[[int], Iterator[Any]]:
+def stream(sample: Callable[[jax.Array], Any], seed: int, mesh=None
+           ) -> Callable[[int], Iterator[Any]]:
     """The engine's batch stream of a jit-able ``sample(key) -> batch``: step ``i`` draws from
-    ``fold_in(fold_in(key(seed), DATA_STREAM), i)``, so a resumed run sees the same batches."""
+    ``fold_in(fold_in(key(seed), DATA_STREAM), i)``, so a resumed run sees the same batches.
+
+    Over a mesh of several processes (``jax.distributed``; default ``data_mesh()``) each
+    process yields only its rows of the global batch (``pde_data.sharding.process_rows``,
+    sliced inside the jitted draw, so unused rows may never be computed); the engine assembles
+    them, and the global batch equals the one process would draw alone."""
+    from pde_data import sharding
+
     base = jax.random.fold_in(jax.random.key(seed), DATA_STREAM)
-    draw = jax.jit(lambda i: sample(jax.random.fold_in(base, i)))
+    mesh = mesh if mesh is not None else sharding.data_mesh()
+
+    def own(batch):
+        def rows(leaf):
+            return leaf if jnp.ndim(leaf) == 0 else leaf[
+                sharding.process_rows(leaf.shape[0], mesh)]
+        return jax.tree_util.tree_map(rows, batch)
+
+    local = sharding.spans_processes(mesh)
+    draw = jax.jit(lambda i: (own if local else (lambda b: b))(sample(jax.random.fold_in(base, i))))
 
     def batches(start: int) -> Iterator[Any]:
         for i in itertools.count(start):

@@ -4,7 +4,12 @@
 in the destination folder and a rename, so an interrupted save never leaves half a file; the
 temporary path names the writing process, and the next save of the same path removes what a
 killed writer left (and puts back a store it had moved aside). ``check_output`` refuses an
-existing output unless ``overwrite``, before any work.
+existing output unless ``overwrite``, before any work. Large datasets are written in blocks of
+samples (zarr: appended; netCDF: ``sample`` unlimited, appended with h5netcdf), so a lazily
+backed dataset is saved holding one block. Zarr chunks are a few whole samples
+(:func:`zarr_sample_chunk`: a random batch reads at most a few times its own bytes).
+:func:`create_zarr` and :func:`write_zarr_rows` let ``generate`` (and its shards) fill a store
+of a known size chunk by chunk.
 ``load`` reads those two plus the foreign formats of :mod:`pde_data.formats` (FNO ``.mat``,
 PDEBench ``.h5``, neuraloperator ``.pt``) into the same schema, with ``source_format`` set.
 
@@ -39,10 +44,14 @@ __all__ = [
     "SUFFIXES",
     "DataFormatError",
     "check_output",
+    "create_zarr",
     "detect_format",
     "fingerprint",
     "load",
+    "move_into_place",
     "save",
+    "write_zarr_rows",
+    "zarr_sample_chunk",
 ]
 
 NATIVE_SUFFIXES = (".nc", ".zarr")
@@ -56,8 +65,12 @@ SUFFIXES = {
     ".pth": "torch",
 }
 HDF5_MAGIC = b"\x89HDF\r\n\x1a\n"
-ZARR_CHUNK_BYTES = 4 << 20  # target size of one zarr chunk (whole samples along `sample`)
-ZARR_WRITE_BYTES = 256 << 20  # samples written per append when saving a large dataset to zarr
+#: zarr chunk rule: whole samples along ``sample``, about ZARR_CHUNK_BYTES of the largest
+#: variable and never more than ZARR_CHUNK_SAMPLES samples, so a random batch of b samples reads
+#: at most b chunks, i.e. at most ZARR_CHUNK_SAMPLES times its own bytes (``zarr_sample_chunk``).
+ZARR_CHUNK_BYTES = 1 << 20
+ZARR_CHUNK_SAMPLES = 8
+ZARR_WRITE_BYTES = 256 << 20  # samples written per block when saving a large dataset
 
 
 def detect_format(path: str | os.PathLike) -> str:
@@ -213,7 +226,7 @@ def _save_netcdf(ds, path: Path) -> None:
                                suffix=".tmp")
     os.close(fd)
     try:
-        ds.to_netcdf(tmp, engine="h5netcdf")
+        _write_netcdf_blocks(ds, tmp)
         with open(tmp, "rb+") as f:
             os.fsync(f.fileno())
         os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; give the usual permissions
@@ -231,15 +244,33 @@ def _umask() -> int:
     return mask
 
 
-def _zarr_encoding(ds) -> dict:
-    """Chunk every sample-leading variable as whole samples of about ZARR_CHUNK_BYTES, so a
-    batch reads a few chunks and a larger-than-memory dataset streams."""
+def sample_row_bytes(ds) -> int:
+    """Bytes of one sample of the largest sample-leading data variable of ``ds`` (0 if none)."""
+    rows = [var.dtype.itemsize * int(np.prod(var.shape[1:], dtype=np.int64))
+            for var in ds.data_vars.values() if var.ndim and var.dims[0] == SAMPLE]
+    return max(rows, default=0)
+
+
+def zarr_sample_chunk(row_bytes: int) -> int:
+    """Samples per zarr chunk for samples of ``row_bytes`` (the largest variable's): as many as
+    fit in ZARR_CHUNK_BYTES, at least 1 and at most ZARR_CHUNK_SAMPLES. Small chunks keep the
+    bytes a random batch reads close to its own (a batch touches one chunk per sample at
+    worst); the cap of a few samples bounds that overhead while keeping chunk files of small
+    samples from becoming tiny and numerous."""
+    return max(1, min(ZARR_CHUNK_SAMPLES, ZARR_CHUNK_BYTES // max(int(row_bytes), 1)))
+
+
+def _zarr_encoding(ds, samples: int | None = None) -> dict:
+    """Chunk every sample-leading variable as ``samples`` whole samples (default
+    :func:`zarr_sample_chunk` of the largest variable), the same count for every variable, so a
+    batch reads one chunk per variable per touched block and a larger-than-memory dataset
+    streams."""
+    if samples is None:
+        samples = zarr_sample_chunk(sample_row_bytes(ds))
     enc = {}
     for name, var in ds.data_vars.items():
         if var.ndim and var.dims[0] == SAMPLE:
-            row = var.dtype.itemsize * int(np.prod(var.shape[1:], dtype=np.int64))
-            n = max(1, min(var.shape[0], ZARR_CHUNK_BYTES // max(row, 1)))
-            enc[name] = {"chunks": (n, *var.shape[1:])}
+            enc[name] = {"chunks": (max(1, min(var.shape[0], samples)), *var.shape[1:])}
     return enc
 
 
@@ -247,46 +278,140 @@ def _save_zarr(ds, path: Path) -> None:
     tmp = _tmp_sibling(path, "tmp")
     try:
         _write_zarr_blocks(ds, tmp)
-        if path.exists() or path.is_symlink():
-            old = _tmp_sibling(path, "old")
-            os.replace(path, old)  # move the old store aside, then the new one in
-            try:
-                os.replace(tmp, path)
-            except BaseException:
-                os.replace(old, path)
-                raise
-            if old.is_dir():
-                shutil.rmtree(old, ignore_errors=True)
-            else:
-                old.unlink(missing_ok=True)
-        else:
-            os.replace(tmp, path)
+        move_into_place(tmp, path)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
 
 
-def _write_zarr_blocks(ds, tmp: Path) -> None:
-    """Write in blocks of samples (append along ``sample``) so saving a lazily backed dataset
-    never holds more than ~ZARR_WRITE_BYTES of it in memory."""
-    enc = _zarr_encoding(ds)
+def move_into_place(tmp: str | os.PathLike, path: str | os.PathLike) -> None:
+    """Rename the finished store ``tmp`` to ``path`` (same folder or file system); an existing
+    ``path`` is moved aside first and removed after (a killed move leaves it as
+    ``.NAME.old-PID-*``, which :func:`clean_stale` puts back)."""
+    tmp, path = Path(tmp), Path(path)
+    if path.exists() or path.is_symlink():
+        old = _tmp_sibling(path, "old")
+        os.replace(path, old)  # move the old store aside, then the new one in
+        try:
+            os.replace(tmp, path)
+        except BaseException:
+            os.replace(old, path)
+            raise
+        if old.is_dir() and not old.is_symlink():
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            old.unlink(missing_ok=True)
+    else:
+        os.replace(tmp, path)
+
+
+def _block_samples(ds, multiple: int = 1) -> int | None:
+    """Samples per write block of about ZARR_WRITE_BYTES (a multiple of ``multiple``), or None
+    when ``ds`` is written in one piece (small, or a variable has ``sample`` not first)."""
     n = ds.sizes.get(SAMPLE, 0)
     sample_vars = [v for v in ds.data_vars.values() if v.ndim and v.dims[0] == SAMPLE]
     row = sum(v.dtype.itemsize * int(np.prod(v.shape[1:], dtype=np.int64)) for v in sample_vars)
     step = max(1, ZARR_WRITE_BYTES // max(row, 1))
+    step = max(multiple, step // multiple * multiple)
     if (
         n <= step
         or not sample_vars
         or any(SAMPLE in v.dims and v.dims[0] != SAMPLE for v in ds.variables.values())
     ):
+        return None
+    return step
+
+
+def _write_zarr_blocks(ds, tmp: Path) -> None:
+    """Write in blocks of samples (append along ``sample``, whole chunks) so saving a lazily
+    backed dataset never holds more than ~ZARR_WRITE_BYTES of it in memory."""
+    enc = _zarr_encoding(ds)
+    chunk = max((e["chunks"][0] for e in enc.values()), default=1)
+    step = _block_samples(ds, chunk)
+    if step is None:
         ds.load().to_zarr(tmp, mode="w", encoding=enc, consolidated=False)
         return
     static = [k for k, v in ds.data_vars.items() if SAMPLE not in v.dims]
     first = ds.isel({SAMPLE: slice(0, step)}).load()
     first.to_zarr(tmp, mode="w", encoding=enc, consolidated=False)
-    for i in range(step, n, step):
+    for i in range(step, ds.sizes[SAMPLE], step):
         block = ds.isel({SAMPLE: slice(i, i + step)}).drop_vars(static).load()
         block.to_zarr(tmp, append_dim=SAMPLE, consolidated=False)
+
+
+def _write_netcdf_blocks(ds, tmp: str) -> None:
+    """netCDF4 in blocks of samples: the first block through xarray with ``sample`` unlimited,
+    then each further block appended with h5netcdf (resize the dimension, assign the rows), so a
+    lazily backed dataset is written holding ~ZARR_WRITE_BYTES of it in memory, not all of it.
+    Small datasets are written in one piece (contiguous storage, as before)."""
+    step = _block_samples(ds)
+    if step is None:
+        ds.to_netcdf(tmp, engine="h5netcdf")
+        return
+    import h5netcdf
+
+    n = ds.sizes[SAMPLE]
+    ds.isel({SAMPLE: slice(0, step)}).load().to_netcdf(
+        tmp, engine="h5netcdf", unlimited_dims=[SAMPLE])
+    along = [k for k, v in ds.variables.items() if SAMPLE in v.dims]
+    with h5netcdf.File(tmp, "a") as f:
+        for i in range(step, n, step):
+            block = ds[along].isel({SAMPLE: slice(i, i + step)}).load()
+            stop = i + block.sizes[SAMPLE]
+            f.resize_dimension(SAMPLE, stop)
+            for name in along:
+                f.variables[name][i:stop] = block[name].values
+
+
+def create_zarr(template, path: str | os.PathLike, n: int, samples: int) -> bool:
+    """Create the empty store of ``n`` samples shaped like the dataset ``template`` (its
+    sample-leading variables resized to ``n``, chunked ``samples`` samples each; every other
+    variable, the ``sample`` coordinate ``0..n-1`` and the attributes written), for
+    :func:`write_zarr_rows` to fill. Built next to ``path`` and renamed in, so concurrent
+    creators (shards) agree: returns False when another process created ``path`` first."""
+    path = Path(path)
+    try:
+        validate(template, check_values=False)
+    except SchemaError as e:
+        raise SchemaError(f"not creating {path}: {e}") from None
+    ds = _prepare(template, netcdf=False).isel({SAMPLE: slice(0, 0)})
+    enc = {k: {"chunks": (samples, *v.shape[1:])} for k, v in ds.data_vars.items()
+           if v.ndim and v.dims[0] == SAMPLE}
+    enc[SAMPLE] = {"chunks": (max(1, n),)}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = _tmp_sibling(path, "tmp")  # (no clean_stale: a creator on another host is not "dead")
+    try:
+        import zarr
+
+        ds.to_zarr(tmp, mode="w", encoding=enc, consolidated=False)
+        group = zarr.open_group(tmp, mode="r+")
+        for name, var in ds.variables.items():
+            if var.ndim and var.dims[0] == SAMPLE:
+                group[name].resize((n, *var.shape[1:]))
+        group[SAMPLE][:] = np.arange(n, dtype=ds[SAMPLE].dtype)
+        try:
+            os.rename(tmp, path)
+        except OSError:
+            if not path.is_dir():
+                raise
+            shutil.rmtree(tmp, ignore_errors=True)  # another creator won
+            return False
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return True
+
+
+def write_zarr_rows(path: str | os.PathLike, arrays: dict, start: int) -> None:
+    """Write ``arrays`` (name -> rows) into the store ``path`` at samples ``start``, ... . The
+    rows should cover whole chunks (the last chunk may end at the last sample), so writers of
+    disjoint ranges never touch the same chunk file."""
+    import zarr
+
+    group = zarr.open_group(path, mode="r+")
+    for name, rows in arrays.items():
+        rows = np.asarray(rows)
+        group[name][start:start + rows.shape[0]] = rows
 
 
 # --------------------------------------------------------------------------------------- load
@@ -394,6 +519,10 @@ def _load_zarr(path: Path):
         raise DataFormatError(
             f"{path}: cannot open as a zarr dataset: {type(e).__name__}: {e}"
         ) from e
+    # zarr lists a group's arrays in no fixed order: sort them, so equal stores load (and save
+    # to netCDF) identically
+    ds = xr.Dataset({k: ds[k].variable for k in sorted(ds.data_vars)},
+                    coords={k: ds.coords[k].variable for k in sorted(ds.coords)}, attrs=ds.attrs)
     return guard_reads(ds, path)
 
 

@@ -9,7 +9,12 @@ from __future__ import annotations
 import json
 import sys
 
-from pde_data.runs.cli import CommandParser, run_command
+from pde_data.runs.cli import (
+    CommandParser,
+    add_distributed_arguments,
+    init_distributed,
+    run_command,
+)
 
 PROG = "python -m pfn"
 _TRAIN_OPTIONS = [("steps", int), ("batch-size", int), ("lr", float), ("warmup", int),
@@ -36,12 +41,14 @@ def _prior_options(items: list[str] | None) -> dict | None:
 
 
 def _train(args) -> None:
+    init_distributed(args)
     from pfn.train import train
 
     opts = {name.replace("-", "_"): getattr(args, name.replace("-", "_"))
             for name, _ in _TRAIN_OPTIONS}
     opts.update(loss=args.loss, init_from=args.init_from,
-                prior_options=_prior_options(args.prior_option))
+                prior_options=_prior_options(args.prior_option),
+                standardise=True if args.standardise else None)
     summary = train(args.out, args.prior, data=args.data, quiet=args.quiet, **opts)
     print(json.dumps(summary))
 
@@ -69,8 +76,12 @@ def parser() -> CommandParser:
                      help="train on your point sets instead: .nc / .zarr with x (task, point, "
                           "feature) and y (task, point); regression, borders from its y")
     t.add_argument("--out", required=True, help="run folder")
+    add_distributed_arguments(t)
     t.add_argument("--prior-option", action="append", metavar="KEY=JSON",
                    help="override a prior field, e.g. lengthscale=0.2 (repeatable)")
+    t.add_argument("--standardise", action="store_true",
+                   help="standardise x and y by each dataset's context inside the model "
+                        "(TabPFN's preprocessing; the predictive is mapped back to y's units)")
     for name, typ in _TRAIN_OPTIONS:
         t.add_argument(f"--{name}", type=typ, default=None)
     t.add_argument("--loss", choices=["nll", "expected-nll"], default=None,

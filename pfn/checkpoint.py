@@ -41,7 +41,8 @@ def build_model(cfg: dict, seed: int | None = None) -> PFN:
         raise ValueError(f"not a PFN config: it lacks {missing}")
     return PFN(cfg["num_features"], cfg["n_outputs"], n_classes=cfg["n_classes"],
                d_model=cfg["d_model"], n_heads=cfg["n_heads"], n_layers=cfg["n_layers"],
-               d_ff=cfg["d_ff"], rngs=nnx.Rngs(cfg.get("seed", 0) if seed is None else seed))
+               d_ff=cfg["d_ff"], standardise=bool(cfg.get("standardise", False)),
+               rngs=nnx.Rngs(cfg.get("seed", 0) if seed is None else seed))
 
 
 def is_run(path: str | os.PathLike) -> bool:

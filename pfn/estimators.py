@@ -389,12 +389,18 @@ class _PFNBase(BaseEstimator):
         """Padded network outputs and the number of test rows given the stored context."""
         check_is_fitted(self)
         X = validate_data(self, X, reset=False, dtype=np.float64)
-        chunks, n = self._loaded.outputs(self._x_ctx, self._y_ctx, self._encode_x(X))
+        x_test = self._encode_x(X)
+        chunks, n = self._loaded.outputs(self._x_ctx, self._y_ctx, x_test)
         if not all(np.isfinite(np.asarray(c)).all() for c in chunks):
+            # name what the network saw that is large: the features or the targets of the fit
+            x_max = float(max(np.abs(x_test).max(), np.abs(self._x_ctx).max()))
+            y_max = float(np.abs(self._y_ctx).max())
+            what = ("y (the targets given to fit)", y_max) if y_max > x_max else (
+                "X (the features, after the model's own scaling)", x_max)
             raise FloatingPointError(
-                "the network's outputs are not finite: the inputs (largest magnitude "
-                f"{max(np.abs(X).max(), np.abs(self._x_ctx).max()):.3g}) overflow its float32 "
-                "computation; rescale X (e.g. with a StandardScaler) first")
+                f"the network's outputs are not finite: {what[0]} reach magnitude "
+                f"{what[1]:.3g} and overflow its float32 computation; rescale "
+                f"{what[0].split()[0]} first (e.g. with a StandardScaler)")
         return chunks, n
 
     def __sklearn_is_fitted__(self) -> bool:
@@ -437,6 +443,12 @@ class PFNRegressor(RegressorMixin, _PFNBase):
             self._y_shift, self._y_scale = 0.0, 1.0
         self._x_ctx = self._encode_x(X)
         self._y_ctx = ((y - self._y_shift) / self._y_scale).astype(np.float32)
+        if cfg.get("standardise"):  # the network standardises y by the context itself
+            from pfn.model import context_affine
+
+            m, s = (float(np.asarray(a).ravel()[0]) for a in context_affine(
+                self._y_ctx[None, :, None], np.ones((1, len(self._y_ctx)), np.float32)))
+            self._y_shift, self._y_scale = self._y_shift + self._y_scale * m, self._y_scale * s
         return self
 
     def predict_distribution(self, X) -> PredictiveDistribution:

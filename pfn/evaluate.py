@@ -29,44 +29,49 @@ def gaussian_nll(y, mean, var):
     return 0.5 * (jnp.log(2 * jnp.pi * var) + (y - mean) ** 2 / var)
 
 
-def _unpack(theta, noise_floor):
-    return (jnp.exp(theta[..., 0]), jnp.exp(theta[..., 1]),
-            noise_floor + jax.nn.softplus(theta[..., 2]))
+def _unpack(theta, noise_floor, ard=False):
+    """theta ``(..., L + 2)``: L log lengthscales (L = 1, or d with ``ard``), log outputscale,
+    softplus^-1 of the noise above the floor."""
+    ls = jnp.exp(theta[..., :-2]) if ard else jnp.exp(theta[..., 0])
+    return ls, jnp.exp(theta[..., -2]), noise_floor + jax.nn.softplus(theta[..., -1])
 
 
-def _neg_lml(theta, x, y, kernel, noise_floor):
-    ls, os_, nv = _unpack(theta, noise_floor)
-    kfn = partial(kernels.KERNELS[kernel], lengthscale=ls, outputscale=os_)
+def _neg_lml(theta, x, y, kernel, noise_floor, ard=False):
+    ls, os_, nv = _unpack(theta, noise_floor, ard)
+    kfn = partial(kernels.KERNELS[kernel], lengthscale=ls, outputscale=os_, ard=ard)
     return -gp.gp_log_marginal_likelihood(x, y, kfn, nv, jitter=1e-6)
 
 
-@partial(jax.jit, static_argnames=("kernel", "noise_floor", "steps", "lr"))
-def _ml2_adam(theta0, x, y, kernel, noise_floor, steps, lr):
+@partial(jax.jit, static_argnames=("kernel", "noise_floor", "steps", "lr", "ard"))
+def _ml2_adam(theta0, x, y, kernel, noise_floor, steps, lr, ard=False):
     """Adam on the summed negative log marginal likelihood (datasets are independent)."""
     opt = optax.adam(lr)
 
     def step(carry, _):
         theta, state = carry
         loss, g = jax.value_and_grad(
-            lambda t: jnp.sum(_neg_lml(t, x, y, kernel, noise_floor)))(theta)
+            lambda t: jnp.sum(_neg_lml(t, x, y, kernel, noise_floor, ard)))(theta)
         upd, state = opt.update(jnp.nan_to_num(g), state)
         return (theta + upd, state), loss
 
     (theta, _), _ = jax.lax.scan(step, (theta0, opt.init(theta0)), None, length=steps)
-    return theta, _neg_lml(theta, x, y, kernel, noise_floor)
+    return theta, _neg_lml(theta, x, y, kernel, noise_floor, ard)
 
 
 def fit_ml2(x, y, kernel: str, noise_floor: float = 1e-4, steps: int = 300, lr: float = 0.05,
-            inits=((0.5, 1.0, 0.1), (0.1, 1.0, 0.01), (1.0, 5.0, 0.01))):
+            inits=((0.5, 1.0, 0.1), (0.1, 1.0, 0.01), (1.0, 5.0, 0.01)), ard: bool = False):
     """Type-II maximum likelihood per dataset (batched): maximise log p(y | x, theta) over
-    log lengthscale, log outputscale, noise = floor + softplus, from several starts, keeping
-    the best. x (b, n, d), y (b, n). Returns (lengthscale, outputscale, noise_var), each (b,)."""
+    log lengthscale(s), log outputscale, noise = floor + softplus, from several starts, keeping
+    the best. x (b, n, d), y (b, n). Returns (lengthscale, outputscale, noise_var), each (b,);
+    with ``ard`` the lengthscale is (b, d), one per input dimension (every start puts the
+    same value on each)."""
     best_theta, best = None, None
+    n_ls = x.shape[-1] if ard else 1
     for ls0, os0, nv0 in inits:
-        t0 = jnp.broadcast_to(jnp.array([math.log(ls0), math.log(os0),
-                                         math.log(math.expm1(max(nv0 - noise_floor, 1e-6)))]),
-                              (x.shape[0], 3)).astype(jnp.float32)
-        theta, val = _ml2_adam(t0, x, y, kernel, float(noise_floor), steps, lr)
+        t0 = jnp.broadcast_to(jnp.array([math.log(ls0)] * n_ls + [
+            math.log(os0), math.log(math.expm1(max(nv0 - noise_floor, 1e-6)))]),
+                              (x.shape[0], n_ls + 2)).astype(jnp.float32)
+        theta, val = _ml2_adam(t0, x, y, kernel, float(noise_floor), steps, lr, ard)
         val = jnp.where(jnp.isfinite(val), val, jnp.inf)
         if best is None:
             best_theta, best = theta, val
@@ -74,7 +79,7 @@ def fit_ml2(x, y, kernel: str, noise_floor: float = 1e-4, steps: int = 300, lr: 
             better = val < best
             best_theta = jnp.where(better[:, None], theta, best_theta)
             best = jnp.where(better, val, best)
-    return _unpack(best_theta, noise_floor)
+    return _unpack(best_theta, noise_floor, ard)
 
 
 def evaluate_regression(model, cfg, stats, contexts=(2, 5, 10, 20, 50, 100), n_datasets=256,
@@ -82,12 +87,16 @@ def evaluate_regression(model, cfg, stats, contexts=(2, 5, 10, 20, 50, 100), n_d
     """Rows of {n, pfn_nll, pfn_mse, gp_nll, gp_mse, baseline, oracle_nll, floor_nll} averaged
     over datasets/targets. ``oracle_nll``: the exact GP under the hyperparameters that drew each
     dataset (= ``gp_nll`` for a fixed-hyperparameter prior); ``floor_nll``: that Gaussian put
-    on the PFN's buckets, the best its bar head can score (the bucket-width floor)."""
+    on the PFN's buckets, the best its bar head can score (the bucket-width floor). A model
+    that standardises y by its context (``pfn.model``) is scored in the units of y: its bar
+    distribution of z = (y - shift) / scale mapped back, log-density less log scale. An ARD
+    prior (``gp-hyper-ard``) gets an ARD ML-II baseline and ARD oracle."""
     prior = make_prior(cfg["prior"], **cfg.get("prior_options", {}))
     borders = jnp.asarray(stats["borders"])
     hyper = getattr(prior, "hyper_prior", False)
     baseline = "ml2-gp" if hyper else "exact-gp"
-    pfn_out = jax.jit(lambda x, y, n: model(x, y, n), static_argnums=2)
+    pfn_out = jax.jit(lambda x, y, n: (model(x, y, n), *model.y_affine(x, y, n)),
+                      static_argnums=2)
     rows = []
     for n in contexts:
         if n > cfg["max_context"]:
@@ -103,20 +112,24 @@ def evaluate_regression(model, cfg, stats, contexts=(2, 5, 10, 20, 50, 100), n_d
             ok = np.isfinite(np.asarray(y)).all(axis=1)
             finite.append(ok)
             y = jnp.where(jnp.asarray(ok)[:, None], y, 0.0)
-            out = pfn_out(x, y, n)[:, n:]
-            dist = RiemannDistribution(out, borders)
+            out, shift, scale = pfn_out(x, y, n)
+            shift, scale = shift[:, None], scale[:, None]
+            dist = RiemannDistribution(out[:, n:], borders)
             yt = y[:, n:]
-            acc["pfn_nll"].append(np.asarray(-dist.logpdf(yt)))
-            acc["pfn_mse"].append(np.asarray((dist.mean - yt) ** 2))
+            acc["pfn_nll"].append(np.asarray(-dist.logpdf((yt - shift) / scale) + jnp.log(scale)))
+            acc["pfn_mse"].append(np.asarray((shift + scale * dist.mean - yt) ** 2))
             if hyper:
-                ls, os_, nv = fit_ml2(x[:, :n], y[:, :n], prior.kernel, prior.noise_floor)
+                ls, os_, nv = fit_ml2(x[:, :n], y[:, :n], prior.kernel, prior.noise_floor,
+                                      ard=getattr(prior, "ard", False))
             else:
                 ls, os_, nv = prior.hyperparameters(key, b)
             mean, var = gp.gp_posterior(x[:, :n], y[:, :n], x[:, n:], prior.kernel_fn(ls, os_), nv)
             o_mean, o_var = (v[:, n:] for v in prior.predictive(key, batch))
             acc["oracle_nll"].append(np.asarray(gaussian_nll(yt, o_mean, o_var)))
-            floor = RiemannDistribution.from_gaussian(o_mean, o_var, borders)
-            acc["floor_nll"].append(np.asarray(-floor.logpdf(yt)))
+            floor = RiemannDistribution.from_gaussian((o_mean - shift) / scale,
+                                                      o_var / scale**2, borders)
+            acc["floor_nll"].append(np.asarray(-floor.logpdf((yt - shift) / scale)
+                                               + jnp.log(scale)))
             acc["gp_nll"].append(np.asarray(gaussian_nll(yt, mean, var)))
             acc["gp_mse"].append(np.asarray((mean - yt) ** 2))
         finite = np.concatenate(finite)

@@ -6,6 +6,16 @@ y never enters. Attention mask: every point (context or target) attends to the c
 points only, so targets do not see each other and predictions are independent per target.
 A pre-LayerNorm encoder stack, then a linear head: K logits of the Riemann distribution
 (regression) or class logits (classification).
+
+Per-dataset standardisation (``standardise=True``, TabPFN's preprocessing, Hollmann et al.
+2023): before the embedding, every feature of x is shifted and scaled by the context's mean and
+std of that feature, and (regression) y by the context's mean and std of y. The logits are then
+those of the *standardised* target z = (y - m) / s; the predictive of y is the bar distribution
+on the borders ``m + s b`` with log-density ``log p_z((y - m) / s) - log s``
+(:meth:`PFN.y_affine` gives ``(m, s)``). A network so trained sees datasets of one scale and
+learns shapes, not scales; its predictive is equivariant to ``y -> a y + b`` (``a > 0``) and
+invariant to ``x_j -> c_j x_j + d_j`` (``c_j > 0``) of the whole dataset. Default off: the
+first checkpoints were trained without it and predict exactly as before.
 """
 
 from __future__ import annotations
@@ -13,6 +23,26 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 from flax import nnx
+
+# A context std at or below this fraction of the values' magnitude (or a context of fewer than 2
+# points) carries no scale: the shift is kept, the scale falls back to 1. Relative, so the
+# fallback is itself scale invariant; it catches constant and zero-padded features.
+REL_STD_FLOOR = 1e-6
+
+
+def context_affine(v, mask):
+    """Per-dataset ``(shift, scale)`` of values ``v (b, n, f)`` over the real context points
+    ``mask (b, n)`` (1 / True = context): the mean and the (population) std of each column,
+    ``(b, 1, f)`` each. Scale 1 where fewer than 2 points or a std of at most
+    :data:`REL_STD_FLOOR` times the largest |value| of the column."""
+    m = jnp.asarray(mask, v.dtype)[..., None]
+    count = jnp.sum(m, axis=1, keepdims=True)
+    mean = jnp.sum(v * m, axis=1, keepdims=True) / jnp.maximum(count, 1.0)
+    var = jnp.sum(jnp.square(v - mean) * m, axis=1, keepdims=True) / jnp.maximum(count, 1.0)
+    std = jnp.sqrt(var)
+    size = jnp.max(jnp.abs(v) * m, axis=1, keepdims=True)
+    ok = (count >= 2) & (std > REL_STD_FLOOR * size)
+    return mean, jnp.where(ok, std, 1.0)
 
 
 class EncoderLayer(nnx.Module):
@@ -49,14 +79,16 @@ class PFN(nnx.Module):
 
     ``num_features``: input dimension d (zero-pad narrower data). ``n_outputs``: Riemann
     buckets K (regression) or the maximum number of classes (classification, ``n_classes``
-    > 0 embeds labels with a lookup table instead of a linear map).
+    > 0 embeds labels with a lookup table instead of a linear map). ``standardise``: x and
+    (regression) y scaled by the context's statistics inside the model (module docstring).
     """
 
     def __init__(self, num_features: int, n_outputs: int, *, n_classes: int = 0,
                  d_model: int = 128, n_heads: int = 4, n_layers: int = 4, d_ff: int = 256,
-                 rngs: nnx.Rngs):
+                 standardise: bool = False, rngs: nnx.Rngs):
         self.num_features = num_features
         self.n_classes = n_classes
+        self.standardise = bool(standardise)
         self.x_embed = nnx.Linear(num_features, d_model, rngs=rngs)
         if n_classes:
             self.y_embed = nnx.Embed(n_classes, d_model, rngs=rngs)
@@ -72,6 +104,38 @@ class PFN(nnx.Module):
             return self.y_embed(y.astype(jnp.int32))
         return self.y_embed(y[..., None].astype(jnp.float32))
 
+    @staticmethod
+    def _context_mask(x, n_context, context_mask):
+        """``(b, n)`` float: 1 at the real context positions."""
+        b, n = x.shape[:2]
+        real = jnp.broadcast_to((jnp.arange(n) < n_context)[None, :], (b, n)).astype(x.dtype)
+        if context_mask is not None:
+            pad = jnp.ones((b, n), x.dtype).at[:, :context_mask.shape[1]].set(
+                jnp.asarray(context_mask, x.dtype))
+            real = real * pad
+        return real
+
+    def y_affine(self, x, y, n_context, context_mask=None):
+        """``(shift, scale)``, each ``(b,)``: the network's logits are those of
+        ``z = (y - shift) / scale`` (identity ``(0, 1)`` without ``standardise`` or for a
+        classifier). Arguments as :meth:`__call__`."""
+        b = x.shape[0]
+        if not self.standardise or self.n_classes:
+            return jnp.zeros((b,), jnp.float32), jnp.ones((b,), jnp.float32)
+        mask = self._context_mask(x, n_context, context_mask)
+        shift, scale = context_affine(jnp.asarray(y, jnp.float32)[..., None], mask)
+        return shift[:, 0, 0], scale[:, 0, 0]
+
+    def _standardised(self, x, y, n_context, context_mask):
+        """x (and regression y) shifted and scaled by the context's statistics."""
+        mask = self._context_mask(x, n_context, context_mask)
+        x_shift, x_scale = context_affine(x, mask)
+        x = (x - x_shift) / x_scale
+        if not self.n_classes:
+            y_shift, y_scale = context_affine(jnp.asarray(y, x.dtype)[..., None], mask)
+            y = (y - y_shift[..., 0]) / y_scale[..., 0]
+        return x, y
+
     def __call__(self, x, y, n_context, context_mask=None):
         """x (b, n, d), y (b, n) (only the first ``n_context`` are read) -> (b, n, n_outputs).
 
@@ -83,6 +147,8 @@ class PFN(nnx.Module):
         """
         n = x.shape[1]
         is_ctx = jnp.arange(n) < n_context  # (n,)
+        if self.standardise:
+            x, y = self._standardised(x, y, n_context, context_mask)
         y_safe = jnp.where(is_ctx[None, :], y, jnp.zeros_like(y))
         h = self.x_embed(x) + jnp.where(is_ctx[None, :, None], self.embed_y(y_safe), 0.0)
         if isinstance(n_context, int) and 1 <= n_context <= n:  # static: attend to the context slice

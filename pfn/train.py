@@ -68,6 +68,7 @@ LOSSES = ("nll", "expected-nll")
 PRESETS: dict[str, dict[str, Any]] = {
     "gp-rbf": {"max_context": 100, "x_transform": "none", "y_transform": "none"},
     "gp-hyper": {"max_context": 100, "x_transform": "minmax", "y_transform": "standardize"},
+    "gp-hyper-ard": {"max_context": 100, "x_transform": "minmax", "y_transform": "standardize"},
     "tabular": {"max_context": 200, "n_targets": 56, "x_transform": "standardize",
                 "y_transform": "none"},
 }
@@ -75,7 +76,7 @@ PRESETS: dict[str, dict[str, Any]] = {
 # Config keys that must agree between a run and the model it starts from (``init_from``);
 # a run on a data file may start from a model fitted to any prior.
 ARCHITECTURE = ("prior", "prior_options", "task", "num_features", "n_classes", "n_outputs",
-                "d_model", "n_heads", "n_layers", "d_ff", "max_context")
+                "d_model", "n_heads", "n_layers", "d_ff", "max_context", "standardise")
 
 _POSITIVE_INT = ("steps", "batch_size", "min_context", "max_context", "n_targets", "d_model",
                  "n_heads", "n_layers", "d_ff", "n_buckets", "border_samples",
@@ -148,7 +149,7 @@ def build_config(prior: str | None = None, data: PointSetData | None = None,
     if (prior is None) == (data is None):
         raise ValueError("give exactly one of --prior and --data")
     unknown = sorted(set(options) - set(DEFAULTS) - {"loss", "init_from", "x_transform",
-                                                     "y_transform"})
+                                                     "y_transform", "standardise"})
     if unknown:
         raise ValueError(f"unknown option(s) {unknown}")
     cfg = dict(DEFAULTS)
@@ -158,6 +159,12 @@ def build_config(prior: str | None = None, data: PointSetData | None = None,
             raise ValueError(f"the prior must be a name, got {prior!r}")
         cfg.update(PRESETS.get(prior, {}))
     cfg.update({k: v for k, v in options.items() if v is not None})
+    # per-dataset standardisation inside the model (pfn.model): stored only when on, so the
+    # configs of earlier runs (and the exact-match check of a resume) stay as they were
+    if not isinstance(cfg.get("standardise", False), bool):
+        raise ValueError(f"standardise must be true or false, got {cfg['standardise']!r}")  # noqa: TRY004
+    if cfg.pop("standardise", False):
+        cfg["standardise"] = True
     check_options(cfg)
     loss = cfg.get("loss", "nll")  # absent in run configs written before the option existed
     if loss not in LOSSES:
@@ -213,8 +220,28 @@ def prior_statistics(cfg: dict, data: PointSetData | None = None) -> dict[str, n
         batch = jax.jit(partial(prior, batch_size=b, n_points=n, n_context=n))(
             jax.random.key(cfg["seed"] + 10_000))
         y = np.asarray(batch.y[..., 0])
-    return {"borders": borders_from_samples(y, cfg["n_buckets"]),
-            "y_std": np.float32(np.median(y.std(axis=1)))}
+    y_std = np.float32(np.median(y.std(axis=1)))
+    if cfg.get("standardise"):  # the network predicts standardised targets: their borders
+        y = standardised_targets(y, cfg["min_context"], cfg["max_context"], cfg["seed"])
+    return {"borders": borders_from_samples(y, cfg["n_buckets"]), "y_std": y_std}
+
+
+def standardised_targets(y, min_context: int, max_context: int, seed: int) -> np.ndarray:
+    """The targets a standardising PFN (``pfn.model``, ``standardise``) predicts, for its
+    bucket borders: each dataset (row of ``y (datasets, points)``) gets a context size drawn
+    uniformly in ``[min_context, max_context]`` as in training, and the points after that
+    prefix are standardised by its statistics (``pfn.model.context_affine``)."""
+    from pfn.model import context_affine
+
+    y = np.asarray(y, np.float32)
+    n = y.shape[1]
+    rng = np.random.default_rng(seed + 20_000)
+    n_ctx = rng.integers(min_context, min(max_context, n - 1) + 1, size=len(y))
+    mask = np.arange(n)[None, :] < n_ctx[:, None]
+    shift, scale = (np.asarray(a)[..., 0] for a in context_affine(jnp.asarray(y[..., None]),
+                                                                   jnp.asarray(mask)))
+    z = (y - shift) / scale
+    return z[~mask]
 
 
 def loss_fn(model, points: PointSets, borders, task: str, target=None):
@@ -237,9 +264,18 @@ def loss_fn(model, points: PointSets, borders, task: str, target=None):
     y = jnp.where(ok[:, None], y, jnp.zeros_like(y))
     out = model(x, y, points.n_context)
     is_tgt = (points.mask_target > 0) & ok[:, None]
+    standardise = task == "regression" and getattr(model, "standardise", False)
+    if standardise:  # the logits are those of z = (y - shift) / scale: p(y) = p_z(z) / scale
+        shift, scale = (a[:, None] for a in model.y_affine(x, y, points.n_context))
     if task == "regression" and target is not None:
         mean, var = (jnp.where(ok[:, None], t, 1.0) for t in target)
+        if standardise:
+            mean, var = (mean - shift) / scale, var / scale**2
         nll = RiemannDistribution(out, borders).expected_nll_gaussian(mean, var)
+        if standardise:
+            nll = nll + jnp.log(scale)
+    elif task == "regression" and standardise:
+        nll = -RiemannDistribution(out, borders).logpdf((y - shift) / scale) + jnp.log(scale)
     elif task == "regression":
         nll = -RiemannDistribution(out, borders).logpdf(y)
     else:

@@ -36,7 +36,7 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
-from .conv import dimension_numbers, torch_uniform
+from .conv import as_dtype, dimension_numbers, torch_uniform
 from .grid import check_padding, grid_points, pad, spacing
 
 __all__ = ["KernelProlongation", "KernelRestriction", "LocalKernelConv", "hat", "tap_matrix"]
@@ -96,22 +96,24 @@ def tap_matrix(n_out: int, n_in: int, h0: float, mode: str, quadrature: bool) ->
 
 
 class _Taps(nnx.Module):
-    def __init__(self, in_channels, out_channels, dim, padding, h0, fan_in_channels, rngs):
+    def __init__(self, in_channels, out_channels, dim, padding, h0, fan_in_channels, rngs, dtype=None,
+                 param_dtype=jnp.float32):
         dimension_numbers(dim)
+        self.dtype = dtype  # computation dtype (None: the input's); parameters in param_dtype
         if not h0 > 0:
             raise ValueError(f"reference spacing h0 must be positive, got {h0}")
         self.dim, self.h0, self.padding = dim, float(h0), check_padding(padding)
         self.in_channels, self.out_channels = in_channels, out_channels
         self.kernel = nnx.Param(torch_uniform(rngs, (3,) * dim + (in_channels, out_channels),
-                                              fan_in_channels * 3**dim))
+                                              fan_in_channels * 3**dim, param_dtype))
 
 
 class LocalKernelConv(_Taps):
     """Same-grid local integral kernel ``c_in -> c_out`` with reference spacing ``h0``."""
 
     def __init__(self, in_channels: int, out_channels: int, *, dim: int = 2, padding: str = "zeros",
-                 h0: float, rngs: nnx.Rngs):
-        super().__init__(in_channels, out_channels, dim, padding, h0, in_channels, rngs)
+                 h0: float, dtype=None, param_dtype=jnp.float32, rngs: nnx.Rngs):
+        super().__init__(in_channels, out_channels, dim, padding, h0, in_channels, rngs, dtype, param_dtype)
 
     def tap_weights(self, n):
         """``(phi, inv_mass, r)`` of one axis of ``n`` points: the quadrature weights ``(2r+1, 3)``
@@ -120,6 +122,7 @@ class LocalKernelConv(_Taps):
         return _axis_weights(int(n), self.h0, self.padding)
 
     def __call__(self, x):
+        x = as_dtype(x, self.dtype)
         # per axis: the three tap means (normalised quadrature of the hat around each tap's
         # centre), then the stencil weights over the taps and channels
         z = x  # (b, *n, c * 3^a): channels with the taps of the axes done so far, flattened
@@ -168,10 +171,11 @@ class KernelRestriction(_Taps):
     """Local integral kernel from a grid onto another (coarser) grid of shape ``out_shape``."""
 
     def __init__(self, in_channels: int, out_channels: int, *, dim: int = 2, padding: str = "zeros",
-                 h0: float, rngs: nnx.Rngs):
-        super().__init__(in_channels, out_channels, dim, padding, h0, in_channels, rngs)
+                 h0: float, dtype=None, param_dtype=jnp.float32, rngs: nnx.Rngs):
+        super().__init__(in_channels, out_channels, dim, padding, h0, in_channels, rngs, dtype, param_dtype)
 
     def __call__(self, x, out_shape):
+        x = as_dtype(x, self.dtype)
         mats = [_tap_matrix(int(no), int(ni), self.h0, self.padding, True)
                 for no, ni in zip(out_shape, x.shape[1:-1])]
         return _apply(x, mats, self.kernel[...].astype(x.dtype), self.dim)
@@ -184,11 +188,12 @@ class KernelProlongation(_Taps):
     ``h0`` = half of it: the kernel-3 stride-2 transposed conv."""
 
     def __init__(self, in_channels: int, out_channels: int, *, dim: int = 2, padding: str = "zeros",
-                 h0: float, rngs: nnx.Rngs):
+                 h0: float, dtype=None, param_dtype=jnp.float32, rngs: nnx.Rngs):
         # PyTorch's ConvTranspose initialisation (fan_in = out_channels * k^d)
-        super().__init__(in_channels, out_channels, dim, padding, h0, out_channels, rngs)
+        super().__init__(in_channels, out_channels, dim, padding, h0, out_channels, rngs, dtype, param_dtype)
 
     def __call__(self, x, out_shape):
+        x = as_dtype(x, self.dtype)
         mode = "wrap" if self.padding == "wrap" else "zeros"
         # prolongation: input point J on the coarse grid spreads to fine i at offset x_i - X_J = (t-1) h0
         # tap t carries coarse point X_J to the fine points at offset x_i - X_J = (t - 1) h0:

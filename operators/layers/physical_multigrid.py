@@ -30,6 +30,7 @@ of the same continuous kernels, so outputs converge as the grid is refined.
 
 from __future__ import annotations
 
+import jax.numpy as jnp
 from flax import nnx
 
 from .conv import Conv, ConvTranspose
@@ -59,7 +60,7 @@ class PhysicalMgConv(nnx.Module):
 
     def __init__(self, in_channels: int, out_channels: int, smoothing=((1, 0),) * 4 + ((2, 0),), *,
                  dim: int = 2, padding: str = "zeros", base_resolution: int = 64,
-                 prolongation: str = "resize", rngs: nnx.Rngs):
+                 prolongation: str = "resize", dtype=None, param_dtype=jnp.float32, rngs: nnx.Rngs):
         if dim not in (1, 2):
             raise ValueError(f"PhysicalMgConv supports 1-D and 2-D grids, got dim={dim}")
         if prolongation not in ("resize", "transpose"):
@@ -76,7 +77,7 @@ class PhysicalMgConv(nnx.Module):
         self.base_resolution = int(base_resolution)
         self.h0 = 1.0 / base_resolution
         c_u, c_f = out_channels, in_channels
-        kw = {"dim": dim, "padding": self.padding, "rngs": rngs}
+        kw = {"dim": dim, "padding": self.padding, "dtype": dtype, "param_dtype": param_dtype, "rngs": rngs}
 
         def make(level, ci, co):  # kernels of physical size on the input grid, stencils on fixed levels
             return LocalKernelConv(ci, co, h0=self.h0, **kw) if level == 0 else Conv(ci, co, 3, **kw)

@@ -2,6 +2,8 @@
 
 All act on channel-last fields ``(batch, *spatial, channels)`` and are resolution independent:
 a pointwise map commutes with refining the grid (NN-to-NO rule: dense layers act per point).
+``param_dtype`` / ``dtype``: the dtype of the parameters (float32) and of the computation
+(None: the input's), as in :mod:`operators.layers.conv`.
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
-from .conv import torch_uniform
+from .conv import as_dtype, torch_uniform
 from .grid import grid_points, quadrature_weights
 
 __all__ = ["ChannelMLP", "GridEmbedding", "Pointwise", "QuadratureNorm", "activation"]
@@ -46,14 +48,17 @@ def activation(name: str):
 class Pointwise(nnx.Module):
     """1x1 convolution ``c_in -> c_out`` (``W u + b`` at every grid point)."""
 
-    def __init__(self, in_channels: int, out_channels: int, *, use_bias: bool = True, rngs: nnx.Rngs):
-        self.in_channels, self.out_channels = in_channels, out_channels
-        self.kernel = nnx.Param(torch_uniform(rngs, (in_channels, out_channels), in_channels))
-        self.bias = nnx.Param(torch_uniform(rngs, (out_channels,), in_channels)) if use_bias else None
+    def __init__(self, in_channels: int, out_channels: int, *, use_bias: bool = True, dtype=None,
+                 param_dtype=jnp.float32, rngs: nnx.Rngs):
+        self.in_channels, self.out_channels, self.dtype = in_channels, out_channels, dtype
+        self.kernel = nnx.Param(torch_uniform(rngs, (in_channels, out_channels), in_channels, param_dtype))
+        self.bias = (nnx.Param(torch_uniform(rngs, (out_channels,), in_channels, param_dtype)) if use_bias
+                     else None)
 
     def __call__(self, x):
         if x.shape[-1] != self.in_channels:
             raise ValueError(f"Pointwise expects {self.in_channels} channels last, got shape {tuple(x.shape)}")
+        x = as_dtype(x, self.dtype)
         # one (points, c_in) x (c_in, c_out) matrix product: its gradient is a plain GEMM, which
         # XLA CPU runs 2-3x faster than that of the equivalent multi-axis einsum
         y = (x.reshape(-1, self.in_channels) @ self.kernel[...].astype(x.dtype)).reshape(
@@ -67,9 +72,10 @@ class ChannelMLP(nnx.Module):
     """Pointwise two-layer MLP ``c_in -> hidden -> c_out`` (the lifting/projection of FNO)."""
 
     def __init__(self, in_channels: int, out_channels: int, hidden: int, *, act: str = "gelu",
-                 rngs: nnx.Rngs):
-        self.fc1 = Pointwise(in_channels, hidden, rngs=rngs)
-        self.fc2 = Pointwise(hidden, out_channels, rngs=rngs)
+                 dtype=None, param_dtype=jnp.float32, rngs: nnx.Rngs):
+        kw = {"dtype": dtype, "param_dtype": param_dtype, "rngs": rngs}
+        self.fc1 = Pointwise(in_channels, hidden, **kw)
+        self.fc2 = Pointwise(hidden, out_channels, **kw)
         self.act = act
         activation(act)
 
@@ -97,12 +103,14 @@ class QuadratureNorm(nnx.Module):
     space are integrals, so the statistics converge as the grid is refined (trapezoid weights on
     node grids, rectangle rule on periodic ones), then a per-channel affine map."""
 
-    def __init__(self, channels: int, *, periodic: bool = False, eps: float = 1e-5, rngs: nnx.Rngs):
-        self.periodic, self.eps = bool(periodic), eps
-        self.scale = nnx.Param(jnp.ones((channels,)))
-        self.bias = nnx.Param(jnp.zeros((channels,)))
+    def __init__(self, channels: int, *, periodic: bool = False, eps: float = 1e-5, dtype=None,
+                 param_dtype=jnp.float32, rngs: nnx.Rngs):
+        self.periodic, self.eps, self.dtype = bool(periodic), eps, dtype
+        self.scale = nnx.Param(jnp.ones((channels,), param_dtype))
+        self.bias = nnx.Param(jnp.zeros((channels,), param_dtype))
 
     def __call__(self, x):
+        x = as_dtype(x, self.dtype)
         w = jnp.asarray(1.0, x.dtype)
         for n in x.shape[1:-1]:
             w = w[..., None] * jnp.asarray(quadrature_weights(n, self.periodic), x.dtype)
@@ -110,4 +118,5 @@ class QuadratureNorm(nnx.Module):
         axes = tuple(range(1, x.ndim - 1))
         mean = jnp.sum(w * x, axis=axes, keepdims=True)
         var = jnp.sum(w * (x - mean) ** 2, axis=axes, keepdims=True)
-        return (x - mean) * jax.lax.rsqrt(var + self.eps) * self.scale[...] + self.bias[...]
+        return ((x - mean) * jax.lax.rsqrt(var + self.eps) * self.scale[...].astype(x.dtype)
+                + self.bias[...].astype(x.dtype))

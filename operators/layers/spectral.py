@@ -103,22 +103,24 @@ class SpectralConv(nnx.Module):
     """Fourier layer ``(b, *n, c_in) -> (b, *n_out, c_out)`` on ``dim`` = 1, 2 or 3 axes."""
 
     def __init__(self, in_channels: int, out_channels: int, modes: int | Sequence[int], *, dim: int = 2,
-                 transform: str = "auto", rngs: nnx.Rngs):
+                 transform: str = "auto", dtype=None, param_dtype=jnp.float32, rngs: nnx.Rngs):
         if dim not in (1, 2, 3):
             raise ValueError(f"SpectralConv supports 1-, 2- and 3-D grids, got dim={dim}")
         if transform not in TRANSFORMS:
             raise ValueError(f"unknown transform {transform!r}; choose one of {TRANSFORMS}")
         self.dim, self.modes, self.transform = dim, as_modes(modes, dim), transform
-        self.in_channels, self.out_channels = in_channels, out_channels
+        self.in_channels, self.out_channels, self.dtype = in_channels, out_channels, dtype
         shape = tuple(2 * m for m in self.modes[:-1]) + (self.modes[-1], in_channels, out_channels)
         scale = 1.0 / (in_channels * out_channels)  # FNO's initialisation: scale * U[0, 1)
-        self.weight_real = nnx.Param(scale * jax.random.uniform(rngs.params(), shape))
-        self.weight_imag = nnx.Param(scale * jax.random.uniform(rngs.params(), shape))
+        self.weight_real = nnx.Param(scale * jax.random.uniform(rngs.params(), shape, param_dtype))
+        self.weight_imag = nnx.Param(scale * jax.random.uniform(rngs.params(), shape, param_dtype))
 
     def __call__(self, x, out_shape: Sequence[int] | None = None):
         d = self.dim
         if x.ndim != d + 2 or x.shape[-1] != self.in_channels:
             raise ValueError(f"SpectralConv expects (batch, *{d} spatial, {self.in_channels}), got {tuple(x.shape)}")
+        if self.dtype is not None:
+            x = x.astype(self.dtype)
         n_in = tuple(x.shape[1:-1])
         n_out = tuple(int(s) for s in out_shape) if out_shape is not None else n_in
         if self._use_dft(n_in, n_out):

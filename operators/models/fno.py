@@ -4,6 +4,7 @@ conv"): pointwise lifting, Fourier layers ``u <- act(K u + W u + b)``, pointwise
 Resolution independence follows the NN-to-NO rules: a fixed number of Fourier modes (weights are
 functions of the frequency), pointwise maps, optional quadrature-weighted instance norm, and
 domain padding given as a fraction of the domain (physical units), not in pixels.
+``param_dtype`` (float32) / ``dtype`` (None: the input's) set the parameter and compute dtypes.
 """
 
 from __future__ import annotations
@@ -53,7 +54,8 @@ class FNO(nnx.Module):
     def __init__(self, in_channels: int, out_channels: int, *, dim: int = 2, width: int = 32, modes=12,
                  n_layers: int = 4, lifting_hidden: int = 0, projection_hidden: int = 128,
                  domain_padding: float = 0.0, padding: str = "zeros", norm: str | None = None,
-                 positional_embedding: bool = False, activation: str = "gelu", rngs: nnx.Rngs):
+                 positional_embedding: bool = False, activation: str = "gelu", dtype=None,
+                 param_dtype="float32", rngs: nnx.Rngs):
         get_activation(activation)
         if norm not in (None, "instance"):
             raise ValueError(f"unknown norm {norm!r}; choose None or 'instance'")
@@ -65,13 +67,14 @@ class FNO(nnx.Module):
         modes = as_modes(modes, dim)
         self.embed = GridEmbedding(dim, periodic) if positional_embedding else None
         c_in = in_channels + (dim if positional_embedding else 0)
-        self.lift = (ChannelMLP(c_in, width, lifting_hidden, act=activation, rngs=rngs) if lifting_hidden
-                     else Pointwise(c_in, width, rngs=rngs))
-        self.spectral = nnx.List([SpectralConv(width, width, modes, dim=dim, rngs=rngs) for _ in range(n_layers)])
-        self.linear = nnx.List([Pointwise(width, width, rngs=rngs) for _ in range(n_layers)])
-        self.norms = (nnx.List([QuadratureNorm(width, periodic=periodic, rngs=rngs) for _ in range(n_layers)])
+        kw = {"dtype": dtype, "param_dtype": param_dtype, "rngs": rngs}
+        self.lift = (ChannelMLP(c_in, width, lifting_hidden, act=activation, **kw) if lifting_hidden
+                     else Pointwise(c_in, width, **kw))
+        self.spectral = nnx.List([SpectralConv(width, width, modes, dim=dim, **kw) for _ in range(n_layers)])
+        self.linear = nnx.List([Pointwise(width, width, **kw) for _ in range(n_layers)])
+        self.norms = (nnx.List([QuadratureNorm(width, periodic=periodic, **kw) for _ in range(n_layers)])
                       if norm else None)
-        self.project = ChannelMLP(width, out_channels, projection_hidden, act=activation, rngs=rngs)
+        self.project = ChannelMLP(width, out_channels, projection_hidden, act=activation, **kw)
 
     def __call__(self, x):
         check_field(x, self.dim, self.in_channels)

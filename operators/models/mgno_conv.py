@@ -34,9 +34,9 @@ class MgNOConv(MgNOStack):
     def __init__(self, in_channels: int, out_channels: int, *, dim: int = 2, width: int = 24,
                  n_layers: int = 4, smoothing=MGNO_CONV_DEFAULTS["smoothing"], base_resolution: int = 64,
                  padding: str = "zeros", activation: str = "gelu", prolongation: str = "resize",
-                 rngs: nnx.Rngs):
+                 dtype=None, param_dtype="float32", rngs: nnx.Rngs):
         smoothing = normalise_smoothing(smoothing)
         kw = {"dim": dim, "padding": check_padding(padding), "base_resolution": int(base_resolution),
-              "prolongation": prolongation, "rngs": rngs}
+              "prolongation": prolongation, "dtype": dtype, "param_dtype": param_dtype, "rngs": rngs}
         self._build_stack(lambda ci, co: PhysicalMgConv(ci, co, smoothing, **kw), in_channels, out_channels,
-                          dim, width, n_layers, activation, rngs)
+                          dim, width, n_layers, activation, rngs, dtype=dtype, param_dtype=param_dtype)

@@ -22,7 +22,7 @@ from ..convert import convert
 from ..layers.grid import check_field, check_padding
 from ..layers.pointwise import activation as get_activation
 
-__all__ = ["UNET_NO_DEFAULTS", "UNet", "UNetNO"]
+__all__ = ["UNET_DEFAULTS", "UNET_NO_DEFAULTS", "UNet", "UNetNO"]
 
 UNET_NO_DEFAULTS = {
     "width": 24,
@@ -33,6 +33,8 @@ UNET_NO_DEFAULTS = {
     "padding": "zeros",
     "activation": "gelu",
 }
+#: ``unet``: the plain U-Net (works on any grid its strides handle, in index space)
+UNET_DEFAULTS = {k: v for k, v in UNET_NO_DEFAULTS.items() if k != "base_resolution"}
 
 _FLAX_PADDING = {"zeros": "SAME", "wrap": "CIRCULAR", "reflect": "REFLECT"}
 

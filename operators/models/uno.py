@@ -8,6 +8,7 @@ spectral path is evaluated on the target grid directly (Fourier interpolation); 
 both paths are evaluated on the input grid and linearly interpolated in physical coordinates.
 Grid sizes of the levels are fractions of the input's (``grid.coarse_size``), and the modes of
 each level are fixed, so the same continuous operator is approximated at every resolution.
+``param_dtype`` (float32) / ``dtype`` (None: the input's) set the parameter and compute dtypes.
 """
 
 from __future__ import annotations
@@ -37,11 +38,12 @@ class UNOLayer(nnx.Module):
     """``u (b, *n, c_in) -> act(K u + W u + b)`` on the grid ``out_shape`` (default: ``n``)."""
 
     def __init__(self, in_channels: int, out_channels: int, modes, *, dim: int, periodic: bool,
-                 norm: bool, rngs: nnx.Rngs):
+                 norm: bool, dtype=None, param_dtype="float32", rngs: nnx.Rngs):
         self.periodic = periodic
-        self.spectral = SpectralConv(in_channels, out_channels, modes, dim=dim, rngs=rngs)
-        self.linear = Pointwise(in_channels, out_channels, rngs=rngs)
-        self.norm = QuadratureNorm(out_channels, periodic=periodic, rngs=rngs) if norm else None
+        kw = {"dtype": dtype, "param_dtype": param_dtype, "rngs": rngs}
+        self.spectral = SpectralConv(in_channels, out_channels, modes, dim=dim, **kw)
+        self.linear = Pointwise(in_channels, out_channels, **kw)
+        self.norm = QuadratureNorm(out_channels, periodic=periodic, **kw) if norm else None
 
     def __call__(self, u, out_shape, act):
         out_shape = tuple(out_shape)
@@ -65,7 +67,7 @@ class UNO(nnx.Module):
     def __init__(self, in_channels: int, out_channels: int, *, dim: int = 2, width: int = 32,
                  modes=(12, 8, 6), channel_mult=(1, 2, 4), projection_hidden: int = 128,
                  padding: str = "zeros", norm: str | None = None, positional_embedding: bool = False,
-                 activation: str = "gelu", rngs: nnx.Rngs):
+                 activation: str = "gelu", dtype=None, param_dtype="float32", rngs: nnx.Rngs):
         get_activation(activation)
         modes, mult = list(modes), list(channel_mult)
         if len(modes) != len(mult) or not modes:
@@ -76,10 +78,11 @@ class UNO(nnx.Module):
         self.act, self.levels = activation, len(modes)
         self.periodic = is_periodic(check_padding(padding))
         ch = [width * m for m in mult]
-        kw = {"dim": dim, "periodic": self.periodic, "norm": norm is not None, "rngs": rngs}
+        dt = {"dtype": dtype, "param_dtype": param_dtype, "rngs": rngs}
+        kw = {"dim": dim, "periodic": self.periodic, "norm": norm is not None, **dt}
         self.embed = GridEmbedding(dim, self.periodic) if positional_embedding else None
         c_in = in_channels + (dim if positional_embedding else 0)
-        self.lift = Pointwise(c_in, width, rngs=rngs)
+        self.lift = Pointwise(c_in, width, **dt)
         self.down = nnx.List([UNOLayer(width if l == 0 else ch[l - 1], ch[l], modes[l], **kw)
                               for l in range(self.levels)])
         # decoder layer l maps level l+1 -> level l; its input is the level-(l+1) features
@@ -90,7 +93,7 @@ class UNO(nnx.Module):
             up.append(UNOLayer(c, ch[l], modes[l], **kw))
         self.up = nnx.List(up)
         self.out = UNOLayer(2 * ch[0], width, modes[0], **kw)
-        self.project = ChannelMLP(width, out_channels, projection_hidden, act=activation, rngs=rngs)
+        self.project = ChannelMLP(width, out_channels, projection_hidden, act=activation, **dt)
 
     def __call__(self, x):
         import jax.numpy as jnp

@@ -259,7 +259,8 @@ class FieldData:
             raise ValueError(f"start={start} must be between 0 and the {nb} batches of the epoch")
         place = _batches.placer(shard, mesh, batch_size, n if not drop_last else None)
         order = self.epoch_order(seed, epoch, shuffle)
-        chunks = [order[b * batch_size : (b + 1) * batch_size] for b in range(int(start), nb)]
+        chunks = [_batches.own_rows(order[b * batch_size : (b + 1) * batch_size], shard, mesh)
+                  for b in range(int(start), nb)]
         sx, sy, idx = self._sx, self._sy, self._idx
 
         def produce(rows: np.ndarray):

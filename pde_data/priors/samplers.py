@@ -7,7 +7,8 @@ key gives the same batch. ``n_context`` may be traced.
 
 - ``GPPrior``: y = f(x) + eps, f ~ GP(0, k) for any kernel of ``kernels``, fixed
   hyperparameters or the Gamma hyper-prior of ``hyper``; x ~ U[0, 1]^d, d fixed or drawn per
-  dataset in [min_features, num_features] (extra columns zero).
+  dataset in [min_features, num_features] (extra columns zero); ``ard=True``: one lengthscale
+  per input dimension, each drawn from the lengthscale Gamma (``gp-hyper-ard``).
 - ``BNNPrior``: y = MLP(x) + eps with Gaussian weights, random depth, width, weight and
   noise scales (Mueller et al. 2022, section 5.2).
 - ``ClassificationPrior``: tabular classification; a latent function (GP or BNN, chosen per
@@ -24,8 +25,8 @@ from functools import partial
 import jax
 import jax.numpy as jnp
 
-from pde_data.priors import gp, hyper, kernels
 from pde_data.points import PointSets
+from pde_data.priors import gp, hyper, kernels
 from pde_data.priors.gp import sample_gp
 
 __all__ = ["PRIORS", "BNNPrior", "ClassificationPrior", "GPPrior", "make_prior", "sample_batch"]
@@ -43,13 +44,51 @@ def _mask_features(x, n_features):
     return jnp.where(cols[None, None, :] < n_features[:, None, None], x, 0.0)
 
 
+def _check_values(prior, positive=(), nonnegative=(), ranges=(), at_least_one=()):
+    """Refuse option values that would sample garbage silently (NaN, <= 0 scales, low > high).
+
+    ``positive`` / ``nonnegative``: names of number or number-tuple fields; ``ranges``: names
+    of ``(low, high)`` fields that need ``0 < low <= high``; ``at_least_one``: integer fields."""
+    import math
+
+    name = type(prior).__name__
+
+    def numbers(field):
+        value = getattr(prior, field)
+        values = value if isinstance(value, tuple) else (value,)
+        for v in values:
+            if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
+                raise ValueError(f"{name}: {field} must be finite numbers, got {value!r}")
+        return values
+
+    for field in positive:
+        if any(v <= 0 for v in numbers(field)):
+            raise ValueError(f"{name}: {field} must be > 0, got {getattr(prior, field)!r}")
+    for field in nonnegative:
+        if any(v < 0 for v in numbers(field)):
+            raise ValueError(f"{name}: {field} must be >= 0, got {getattr(prior, field)!r}")
+    for field in ranges:
+        values = numbers(field)
+        if len(values) != 2 or not 0 < values[0] <= values[1]:
+            raise ValueError(f"{name}: {field} must be (low, high) with 0 < low <= high, "
+                             f"got {getattr(prior, field)!r}")
+    for field in at_least_one:
+        value = getattr(prior, field)
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
+            raise ValueError(f"{name}: {field} must be an integer >= 1, got {value!r}")
+
+
 def _log_uniform(key, shape, low, high):
     return jnp.exp(jax.random.uniform(key, shape, minval=jnp.log(low), maxval=jnp.log(high)))
 
 
 @dataclass(frozen=True)
 class GPPrior:
-    """GP regression datasets on [0, 1]^d (fixed hyperparameters or ``hyper_prior=True``)."""
+    """GP regression datasets on [0, 1]^d (fixed hyperparameters or ``hyper_prior=True``).
+
+    ``ard``: the lengthscale is ``(batch, num_features)``, one per input dimension (each an
+    independent draw of ``lengthscale_gamma`` under the hyper-prior: BoTorch's default ARD
+    Matern-5/2 the PFN paper's GP hyper-prior uses), else ``(batch,)``, shared."""
 
     kernel: str = "rbf"
     lengthscale: float = 0.1
@@ -64,6 +103,7 @@ class GPPrior:
     noise_gamma: tuple[float, float] = (1e-4, 1.0)
     noise_floor: float = 1e-4
     jitter: float = 1e-6
+    ard: bool = False
     task: str = "regression"
 
     def __post_init__(self):
@@ -71,14 +111,22 @@ class GPPrior:
             raise ValueError(f"unknown kernel {self.kernel!r}; available: {', '.join(kernels.KERNELS)}")
         if not 1 <= self.num_features:
             raise ValueError(f"num_features must be >= 1, got {self.num_features}")
+        if not isinstance(self.ard, bool):
+            raise ValueError(f"ard must be true or false, got {self.ard!r}")  # noqa: TRY004
+        _check_values(self, positive=("lengthscale", "outputscale", "period", "noise_floor",
+                                      "lengthscale_gamma", "outputscale_gamma", "noise_gamma"),
+                      nonnegative=("noise_var", "jitter"), at_least_one=("min_features",))
 
     def hyperparameters(self, key, batch_size):
-        """Per-dataset (lengthscale, outputscale, noise_var), each (batch_size,)."""
+        """Per-dataset (lengthscale, outputscale, noise_var), each (batch_size,); the
+        lengthscale (batch_size, num_features) with ``ard``."""
+        ls_shape = (batch_size, self.num_features) if self.ard else (batch_size,)
         if not self.hyper_prior:
             full = partial(jnp.full, (batch_size,), dtype=jnp.float32)
-            return full(self.lengthscale), full(self.outputscale), full(self.noise_var)
+            return (jnp.full(ls_shape, self.lengthscale, jnp.float32), full(self.outputscale),
+                    full(self.noise_var))
         k1, k2, k3 = jax.random.split(key, 3)
-        ls = hyper.sample_gamma(k1, self.lengthscale_gamma, (batch_size,), floor=1e-3)
+        ls = hyper.sample_gamma(k1, self.lengthscale_gamma, ls_shape, floor=1e-3)
         os_ = hyper.sample_gamma(k2, self.outputscale_gamma, (batch_size,), floor=1e-3)
         nv = hyper.sample_gamma(k3, self.noise_gamma, (batch_size,), floor=self.noise_floor)
         return ls, os_, nv
@@ -86,7 +134,7 @@ class GPPrior:
     def kernel_fn(self, lengthscale, outputscale):
         extra = {"period": self.period} if self.kernel == "periodic" else {}
         return kernels.get_kernel(self.kernel, lengthscale=lengthscale, outputscale=outputscale,
-                                  **extra)
+                                  ard=self.ard, **extra)
 
     def __call__(self, key, batch_size: int, n_points: int, n_context) -> PointSets:
         kd, kx, kh, ky = jax.random.split(key, 4)
@@ -146,6 +194,14 @@ class BNNPrior:
     noise_std: tuple[float, float] = (1e-2, 0.3)
     task: str = "regression"
 
+    def __post_init__(self):
+        _check_values(self, ranges=("weight_std", "noise_std"),
+                      at_least_one=("num_features", "min_features", "max_width", "min_width",
+                                    "max_depth", "min_depth"))
+        if self.min_width > self.max_width or self.min_depth > self.max_depth:
+            raise ValueError(f"BNNPrior: min_width/min_depth must not exceed max_width/max_depth, "
+                             f"got {self.min_width}/{self.min_depth} > {self.max_width}/{self.max_depth}")
+
     def latent(self, key, x, n_feat):
         keys = jax.random.split(key, x.shape[0])
         fn = partial(_mlp, max_width=self.max_width, min_width=self.min_width,
@@ -178,6 +234,14 @@ class ClassificationPrior:
     min_classes: int = 2
     p_gp: float = 0.5
     task: str = "classification"
+
+    def __post_init__(self):
+        _check_values(self, nonnegative=("p_gp",), at_least_one=("num_features", "min_features"))
+        if not self.p_gp <= 1:
+            raise ValueError(f"ClassificationPrior: p_gp must be in [0, 1], got {self.p_gp!r}")
+        if isinstance(self.min_classes, bool) or not 2 <= self.min_classes <= self.max_classes:
+            raise ValueError(f"ClassificationPrior: need 2 <= min_classes <= max_classes, "
+                             f"got {self.min_classes} and {self.max_classes}")
 
     def __call__(self, key, batch_size: int, n_points: int, n_context) -> PointSets:
         kd, kx, kc, kg, kl, kb, kchoose, kq, _ = jax.random.split(key, 9)  # 9: fixed stream
@@ -216,6 +280,8 @@ PRIORS = {
     "gp-matern52": GPPrior(kernel="matern52", lengthscale=0.2),
     "gp-periodic": GPPrior(kernel="periodic", lengthscale=1.0, period=0.5),
     "gp-hyper": GPPrior(kernel="matern52", hyper_prior=True, num_features=5, min_features=1),
+    "gp-hyper-ard": GPPrior(kernel="matern52", hyper_prior=True, ard=True, num_features=5,
+                            min_features=1),
     "bnn": BNNPrior(),
     "tabular": ClassificationPrior(),
 }
@@ -230,6 +296,9 @@ def make_prior(name: str, **overrides):
     bad = sorted(set(overrides) - fields)
     if bad:
         raise ValueError(f"prior {name!r} has no option(s) {bad}; options: {sorted(fields)}")
+    # JSON options (a run's config, --prior-option) give lists; a prior is hashable (a static jit
+    # argument), so (low, high) pairs become tuples
+    overrides = {k: tuple(v) if isinstance(v, list) else v for k, v in overrides.items()}
     return dataclasses.replace(prior, **overrides)
 
 

@@ -105,3 +105,35 @@ def number(above: float | None = None, at_least: float | None = None) -> Callabl
 
     parse.__name__ = "number"
     return parse
+
+
+def add_distributed_arguments(parser: argparse.ArgumentParser) -> None:
+    """The flags of a training command that runs over several processes (``jax.distributed``):
+    ``--distributed``, and the coordinator as ``--coordinator HOST:PORT --num-processes N
+    --process-id I`` (or, without them, from a cluster launcher's environment)."""
+    group = parser.add_argument_group(
+        "several processes", "data-parallel training over the devices of several processes "
+        "(hosts); start the same command in every process")
+    group.add_argument("--distributed", action="store_true",
+                       help="join the other processes (jax.distributed) and train on all their "
+                            "devices; without --coordinator the cluster environment (SLURM, TPU "
+                            "pod slice, ...) names them")
+    group.add_argument("--coordinator", metavar="HOST:PORT", default=None,
+                       help="address of process 0, the same in every process")
+    group.add_argument("--num-processes", metavar="N", type=integer(1), default=None)
+    group.add_argument("--process-id", metavar="I", type=integer(0), default=None)
+
+
+def init_distributed(args: argparse.Namespace) -> None:
+    """Join the processes when ``args.distributed`` (call first, before any JAX work); the
+    coordinator flags without ``--distributed`` are refused, not ignored."""
+    from pde_data.runs import distributed
+
+    given = [f"--{name.replace('_', '-')}" for name in ("coordinator", "num_processes",
+                                                        "process_id")
+             if getattr(args, name, None) is not None]
+    if not getattr(args, "distributed", False):
+        if given:
+            raise ValueError(f"{', '.join(given)} only apply with --distributed")
+        return
+    distributed.initialize(args.coordinator, args.num_processes, args.process_id)

@@ -5,6 +5,12 @@ The one run folder every training command shares (through :mod:`pde_data.runs.lo
 config and array files, an append-only metrics log, and orbax checkpoints. A checkpoint holds
 one orbax item per top-level key of the saved dict (the engine saves ``params`` and ``opt``), so
 a reader restores the parameters alone without rebuilding the optimiser.
+
+Several processes (``--distributed``, :mod:`pde_data.runs.distributed`): process 0 alone writes
+the config, the arrays, the metrics and JSON files; :meth:`Run.ensure_config` decides "new run
+or resume" from what every process saw before process 0 wrote anything, and the others wait
+for its write. Checkpoints are saved and restored by all processes together (orbax, global
+arrays).
 """
 
 from __future__ import annotations
@@ -111,13 +117,27 @@ class Run:
             return
         if (stored.get("data") == config.get("data")
                 and stored["data_fingerprint"] != config.get("data_fingerprint")):
+            if not self._holds_results():
+                # an earlier attempt stopped before anything came from the data (e.g. a corrupt
+                # chunk met while fitting the normalisers): the repaired file starts the run
+                self.write_config({**stored, "data_fingerprint": config.get("data_fingerprint")})
+                return
             raise RunError(
                 f"{config['data']} has changed since the run in {self.path} started (its content "
                 "fingerprint differs): resuming would continue on other data; restore the "
                 "original file or train into a new --out folder")
 
+    def _holds_results(self) -> bool:
+        """Whether anything computed from the data is here: checkpoints, arrays or metrics."""
+        ckpts = self.path / CHECKPOINTS
+        return ((ckpts.exists() and any(ckpts.iterdir())) or any(self.path.glob("*.npz"))
+                or (self.path / METRICS).exists())
+
     def write_config(self, config: dict) -> None:
-        """Write ``config.json`` atomically (everything needed to rebuild model and transforms)."""
+        """Write ``config.json`` atomically (everything needed to rebuild model and transforms);
+        process 0 only."""
+        if not _primary():
+            return
         text = json.dumps(jsonable(config), indent=2, sort_keys=True)
         atomic_write_bytes(self.config_path, (text + "\n").encode())
 
@@ -140,8 +160,13 @@ class Run:
         ``extendable`` names budget keys (``"epochs"``, ``"steps"``) that may grow on resume:
         the same command with a larger budget continues a run, and the stored config is updated.
         """
-        if not self.has_config():
+        from pde_data.runs import distributed
+
+        new_run = not self.has_config()
+        distributed.barrier("opbayes-run-config-seen")  # all decided before process 0 writes
+        if new_run:
             self.write_config(config)
+            distributed.barrier("opbayes-run-config-written")
             return False
         stored = self.read_config()
         new = json.loads(json.dumps(jsonable(config), sort_keys=True))
@@ -166,12 +191,38 @@ class Run:
 
     # -- metrics ----------------------------------------------------------------------------
     def log(self, **metrics: Any) -> None:
-        """Append one JSON object to ``metrics.jsonl`` (flushed and synced, so it survives a kill)."""
+        """Append one JSON object to ``metrics.jsonl`` (flushed and synced, so it survives a kill);
+        process 0 only, so a distributed run has one row per event."""
+        if not _primary():
+            return
         line = json.dumps(jsonable(metrics), sort_keys=True)
         with open(self.path / METRICS, "a") as f:
             f.write(line + "\n")
             f.flush()
             os.fsync(f.fileno())
+
+    def drop_metrics_after(self, step: int) -> int:
+        """Drop the training rows (those with a ``step``, no ``event``) logged after ``step``:
+        a run resumed from its checkpoint at ``step`` logs them again. Returns how many went;
+        the log is rewritten atomically (process 0 only)."""
+        path = self.path / METRICS
+        if not _primary() or not path.exists():
+            return 0
+        keep, dropped = [], 0
+        for line in path.read_text().splitlines():
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError:
+                dropped += 1  # a torn last line (killed mid-write)
+                continue
+            if (isinstance(row, dict) and "event" not in row
+                    and isinstance(row.get("step"), (int, float)) and row["step"] > step):
+                dropped += 1
+                continue
+            keep.append(line)
+        if dropped:
+            atomic_write_bytes(path, "".join(line + "\n" for line in keep).encode())
+        return dropped
 
     def read_metrics(self) -> list[dict]:
         """Every logged object, in order; a torn last line (killed mid-write) is skipped."""
@@ -188,9 +239,12 @@ class Run:
 
     # -- arrays (normalisers, small statistics) ------------------------------------------------
     def save_arrays(self, name: str, arrays: dict[str, Any]) -> None:
-        """Write ``name.npz`` atomically (no pickled objects: plain numeric arrays only)."""
+        """Write ``name.npz`` atomically (no pickled objects: plain numeric arrays only);
+        process 0 only (every process computed the same arrays)."""
         import io
 
+        if not _primary():
+            return
         buf = io.BytesIO()
         np.savez(buf, **{k: np.asarray(v) for k, v in arrays.items()})
         atomic_write_bytes(self.path / f"{name}.npz", buf.getvalue())
@@ -280,5 +334,18 @@ def progress(total: int | None = None, desc: str = "", unit: str = "it", initial
 
 
 def write_json(path: str | os.PathLike, obj: Any) -> None:
-    """Write ``obj`` as indented JSON atomically (numpy / jax values made plain)."""
+    """Write ``obj`` as indented JSON atomically (numpy / jax values made plain); process 0
+    only."""
+    if not _primary():
+        return
     atomic_write_bytes(path, (json.dumps(jsonable(obj), indent=2, sort_keys=True) + "\n").encode())
+
+
+def _primary() -> bool:
+    """True unless this is a process other than 0 of a ``jax.distributed`` run (checked
+    without starting JAX in processes that never imported it)."""
+    if "jax" not in sys.modules:
+        return True
+    from pde_data.runs.distributed import is_primary
+
+    return is_primary()

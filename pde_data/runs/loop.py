@@ -15,6 +15,15 @@ non-finite parameters), validation and best-model tracking every ``eval_every`` 
 metrics row every ``log_every`` steps (interval means that survive a resume), stop conditions
 (``total_steps``, ``stop_at``, ``time_limit``) and a progress bar with rate and ETA.
 
+Several processes (``--distributed``, :mod:`pde_data.runs.distributed`): the mesh spans every
+process's devices, each process's stream yields its rows of the global batch and :func:`_place`
+assembles them on the main thread (``pde_data.sharding.global_batch``, no collective); the
+parameters and optimiser state are global replicated arrays before the first step and before a
+restore (orbax writes and reads them with every process taking part); process 0 alone logs;
+validation runs in every process on its local copy of the parameters; a time limit stops every
+process at process 0's step. The losses and parameters equal those of one process with as many
+devices (``tests/pde_data/test_distributed.py``).
+
 Exact resume: the step is a pure function of ``(params, opt, batch, key)``, the batch and the
 key are pure functions of ``(seed, step)``, so an interrupted run ends with the parameters of an
 uninterrupted one (tested in ``tests/pde_data/test_runs_loop.py``).
@@ -36,6 +45,7 @@ import optax
 from flax import nnx
 
 from pde_data import sharding
+from pde_data.runs import distributed
 from pde_data.runs.folder import Run, RunError, progress
 
 BEST = "best"
@@ -141,7 +151,10 @@ def _all_finite(tree) -> jax.Array:
 
 
 def _place(batch, mesh, n_dev: int):
-    """The batch on the mesh: leading axis split over the data axis, scalars replicated."""
+    """The batch on the mesh: leading axis split over the data axis, scalars replicated. Over
+    several processes ``batch`` holds this process's rows only and becomes one global array."""
+    if sharding.spans_processes(mesh):
+        return sharding.global_batch(batch, mesh)
     if n_dev == 1:
         return batch
 
@@ -224,8 +237,13 @@ def fit(run: Run, model: nnx.Module, tx: optax.GradientTransformation, loss: Los
     stop; returns the trained model and a :class:`FitResult`. ``lr``: the schedule, logged."""
     mesh = mesh or sharding.data_mesh()
     n_dev = int(mesh.devices.size)
+    many = sharding.spans_processes(mesh)
+    cpu_many = many and mesh.devices.flat[0].platform == "cpu"
     graphdef, params, rest = nnx.split(model, nnx.Param, ...)
-    opt_state = tx.init(params)
+    # replicated before the first step (its outputs come back replicated: one compilation)
+    # and before a restore (orbax restores into the target's global shardings)
+    opt_state = sharding.replicate(tx.init(params), mesh)
+    params = sharding.replicate(params, mesh)
     start, extra = 0, {}
     if run.latest_step() is not None:
         state, extra = run.restore({"params": nnx.to_pure_dict(params), "opt": opt_state})
@@ -235,25 +253,33 @@ def fit(run: Run, model: nnx.Module, tx: optax.GradientTransformation, loss: Los
     if start > loop.total_steps:
         raise RunError(f"{run.path} is at step {start}, past the {loop.total_steps} steps asked "
                        "for; give a larger budget to continue it, or a new --out folder")
+    run.drop_metrics_after(start)  # rows logged after the checkpoint come again, once
     state = sharding.replicate((params, opt_state), mesh)
     rest = sharding.replicate(rest, mesh)
     n_params = int(sum(np.size(v) for v in jax.tree_util.tree_leaves(params)))
     step_fn = make_step(graphdef, tx, loss)
+    key_fn = jax.jit(step_key, static_argnums=0,
+                     out_shardings=sharding.replicated_sharding(mesh))
     best = math.inf if extra.get("best") is None else float(extra["best"])
     best_step = extra.get("best_step")
     interval = _Interval(extra.get("interval"))
     bar = (progress(total=loop.total_steps, desc=loop.desc, unit="step", initial=start)
-           if loop.progress else None)
+           if loop.progress and distributed.is_primary() else None)
     bestrun = Run(run.path / BEST, keep=1) if validate is not None or loop.best_metric else None
     t_start = time.perf_counter()
     elapsed0 = float(extra.get("elapsed", 0.0))
     done, last_loss, last_row, stopped = start, math.nan, {}, False
 
+    def kept() -> str:
+        last = run.latest_step()
+        return (f"the last checkpoint (step {last}) is kept" if last is not None
+                else "no checkpoint was written")
+
     def checkpoint(at: int) -> None:
         if not bool(_all_finite(state[0])):
             raise FloatingPointError(
-                f"{loop.desc}: the parameters are not finite at step {at}; the last checkpoint "
-                f"(step {run.latest_step()}) is kept. Lower the learning rate or clip gradients.")
+                f"{loop.desc}: the parameters are not finite at step {at}; {kept()}. "
+                "Lower the learning rate or clip gradients.")
         run.save(at, {"params": nnx.to_pure_dict(state[0]), "opt": state[1]},
                  {"step": at, "best": best if math.isfinite(best) else None,
                   "best_step": best_step, "interval": interval.state(),
@@ -263,8 +289,10 @@ def fit(run: Run, model: nnx.Module, tx: optax.GradientTransformation, loss: Los
         for batch in batches(start):
             if done >= loop.total_steps:
                 break
-            key = step_key(loop.seed, done)
+            key = key_fn(loop.seed, done)
             state, value, aux = step_fn(state, rest, _place(batch, mesh, n_dev), key)
+            if cpu_many:  # one step in flight: queued CPU steps across processes hung (gloo)
+                value.block_until_ready()
             interval.add(value, aux)
             done += 1
             if bar is not None:
@@ -272,10 +300,13 @@ def fit(run: Run, model: nnx.Module, tx: optax.GradientTransformation, loss: Los
             final = done == loop.total_steps
             out_of_time = (loop.time_limit is not None
                            and time.perf_counter() - t_start > loop.time_limit)
+            if loop.time_limit is not None and many:
+                out_of_time = distributed.agree(out_of_time)  # every process stops here
             stop_here = final or out_of_time or (loop.stop_at is not None and done >= loop.stop_at)
             row = {}
             if loop.eval_every and (done % loop.eval_every == 0 or final) and validate:
-                current = nnx.merge(graphdef, state[0], rest)
+                current = (nnx.merge(graphdef, *sharding.local_copy((state[0], rest))) if many
+                           else nnx.merge(graphdef, state[0], rest))
                 row.update({f"val_{k}": float(v) for k, v in validate(current).items()})
             if done % loop.log_every == 0 or final or row:
                 means = interval.means()
@@ -295,6 +326,11 @@ def fit(run: Run, model: nnx.Module, tx: optax.GradientTransformation, loss: Los
                 run.log(**row)
                 last_row = row
                 interval.reset()
+                if not math.isfinite(last_loss) and "loss" in means:
+                    # finite (e.g. clipped) parameters can still train on a NaN loss: stop
+                    raise FloatingPointError(
+                        f"{loop.desc}: the training loss is {last_loss} over steps up to {done}; "
+                        f"{kept()}. Lower the learning rate or check the data for NaN / inf.")
                 if bar is not None:
                     bar.set_postfix(loss=f"{last_loss:.4g}")
             if done % loop.checkpoint_every == 0 or stop_here:

@@ -72,6 +72,10 @@ def test_evaluate_export_predict(tiny_run, tmp_path, capsys, monkeypatch):
     (["predict", "--model", "anp-rbf", "--data", "{tmp}/t.nc", "--out", "{tmp}/p.nc"],
      "--n-context"),
     (["frobnicate"], "invalid choice: 'frobnicate'"),
+    (["train", "--model", "mpanp", "--data", "rbf", "--out", "{tmp}/r", "--loss-weights", "1,1"],
+     "three comma-separated numbers"),
+    (["train", "--model", "mpanp", "--data", "rbf", "--out", "{tmp}/r", 
+      "--loss-weights=-1,1,1"], "loss_weights"),
 ])
 def test_errors_are_one_line_with_status_2(argv, message, tmp_path, tiny_run_master, capsys):
     write_point_sets(tmp_path / "t.nc", n_tasks=2, n_points=9)

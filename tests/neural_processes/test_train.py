@@ -216,8 +216,14 @@ def test_bad_numbers_and_a_replaced_data_file_are_refused(tmp_path):
     path = write_point_sets(tmp_path / "p.nc", seed=0)
     started = make_config("cnp", str(path), **TINY)
     assert started["data_fingerprint"].startswith("sha256:")
-    Run(tmp_path / "run").write_config(started)  # a run that started on the first file
+    stopped = Run(tmp_path / "stopped")
+    stopped.write_config(started)  # an attempt that stopped before any result
+    Run(tmp_path / "run").write_config(started)  # a run that started on the first file ...
+    Run(tmp_path / "run").log(step=1, loss=0.5)  # ... and logged a row
     write_point_sets(path, seed=1)  # same shape, other values
+    # nothing came from the old file yet: the repaired (new) file starts the run
+    stopped.check_data_unchanged(make_config("cnp", str(path), **TINY))
+    assert stopped.read_config()["data_fingerprint"] != started["data_fingerprint"]
     with pytest.raises(RunError, match="p.nc has changed since the run"):
         train(tmp_path / "run", make_config("cnp", str(path), **TINY), progress=False)
     write_point_sets(path, seed=0)  # the same content again: the fingerprint agrees

@@ -62,10 +62,12 @@ def resize_conv(x, w, shape, periodic=False):
     return interpolate_2x(v, shape, periodic)
 
 
-def vcycle(f, weights, mode="zeros", resize_first=False):
+def vcycle(f, weights, mode="zeros", resize_first=False, periodic_prolongation=None):
     """The MgNO V-cycle from extracted weights: dict with lists ``pre[l] = [(A|None, S), ...]``,
     ``post[l]``, ``Pi[l]``, ``R[l]``, ``P[l]``. ``resize_first``: the prolongation into level 0
-    is :func:`resize_conv` instead of the transposed convolution."""
+    is :func:`resize_conv` instead of the transposed convolution. ``periodic_prolongation``:
+    whether the prolongation wraps (default: where ``mode`` is ``wrap``)."""
+    wrap_up = mode == "wrap" if periodic_prolongation is None else periodic_prolongation
     L = len(weights["pre"])
     us, fs, u = [], [], None
     for l in range(L):
@@ -78,7 +80,7 @@ def vcycle(f, weights, mode="zeros", resize_first=False):
     u = us[-1]
     for l in range(L - 2, -1, -1):
         up = resize_conv if (resize_first and l == 0) else conv_transpose
-        u = us[l] + up(u, weights["P"][l], us[l].shape[1:-1], mode == "wrap")
+        u = us[l] + up(u, weights["P"][l], us[l].shape[1:-1], wrap_up)
         for A, S in weights["post"][l]:
             u = u + conv(fs[l] - conv(u, A, 1, mode), S, 1, mode)
     return u

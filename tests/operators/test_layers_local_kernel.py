@@ -8,7 +8,6 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 from flax import nnx
-from .operators_reference import conv, conv_transpose, resize_conv, vcycle
 
 from operators.layers.local_kernel import (
     KernelProlongation,
@@ -17,6 +16,8 @@ from operators.layers.local_kernel import (
     hat,
 )
 from operators.layers.physical_multigrid import PhysicalMgConv
+
+from .operators_reference import conv, conv_transpose, resize_conv, vcycle
 
 
 def _np(p):

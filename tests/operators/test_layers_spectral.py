@@ -8,9 +8,10 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 from flax import nnx
-from .operators_reference import dft_spectral_conv
 
 from operators.layers import SpectralConv
+
+from .operators_reference import dft_spectral_conv
 
 
 def _weights(layer):

@@ -7,10 +7,11 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 from flax import nnx
-from .operators_reference import cauchy_differences, far_field_influence
 
 import operators
 from operators.layers import reference_prolongation_kernels
+
+from .operators_reference import cauchy_differences, far_field_influence
 
 SMALL_MGNO = {"width": 4, "n_layers": 2, "smoothing": [[1, 0]] * 3 + [[2, 0]]}
 SMALL_CONV = {"width": 4, "n_layers": 2, "smoothing": [[1, 0]] * 2 + [[2, 0]], "base_resolution": 16}
@@ -152,3 +153,93 @@ def test_mgno_conv_layers_agree_from_the_reference_grid_on(periodic, bound):
     sizes = (16, 32, 64) if periodic else (17, 33, 65)
     d = cauchy_differences(model, sizes, periodic)
     assert d[0] < bound and d[1] < 0.6 * d[0], d
+
+
+# --- the reference's Navier-Stokes and Helmholtz models (xlliu2017/MgNO MgNO_NS, MgNO_helm) ---
+
+def _conv3(ci, co, bias=True):
+    return 9 * ci * co + (co if bias else 0)
+
+
+def test_reference_navier_stokes_parameter_count():
+    """MgNO_NS (README "NS2": 5 layers x 32 channels, smoothing (1,0) x 3 + (2,0) x 2, --bias):
+    per V-cycle 1 + 1 + 1 + 2 + 2 smoothing steps with biases, 4 restrictions Pi / R, 4 kernel-4
+    prolongations and a 64 / 32 / 16 / 8 layer norm (scale and shift per point and channel)."""
+    model = nnx.eval_shape(lambda: operators.build_model("mgno-ns", 1, 1, rngs=nnx.Rngs(0)))
+    c = 32
+
+    def vcycle(cf):
+        smoothers = _conv3(cf, c) + 6 * (_conv3(c, cf) + _conv3(cf, c))
+        return smoothers + 4 * (9 * c * c + 9 * cf * cf + 16 * c * c) + 2 * c * (64**2 + 32**2 + 16**2 + 8**2)
+    assert operators.count_params(model) == vcycle(1) + 4 * vcycle(c) + c == 2_885_194
+
+
+def test_reference_helmholtz_parameter_count():
+    """MgNO_helm (README: 4 layers x 20 channels, smoothing 1 1 1 1 2, 101 x 101): channels (l+1) c
+    on level l, biases on the smoothers, a [20, 101, 101] layer norm per layer and a V-cycle head.
+    The reference's 5,351,806 also counts the A it builds but never applies on each cycle's first
+    step (11,241 scalars)."""
+    model = nnx.eval_shape(lambda: operators.build_model("mgno-helmholtz", 1, 1, rngs=nnx.Rngs(0)))
+    kernels = [3, 4, 4, 3]
+
+    def vcycle(cu, cf):
+        n = 0
+        for l, steps in enumerate([1, 1, 1, 1, 2]):
+            u, f = cu * (l + 1), cf * (l + 1)
+            n += steps * _conv3(f, u) + (steps - (l == 0)) * _conv3(u, f)
+            if l < 4:
+                n += 9 * u * cu * (l + 2) + 9 * f * cf * (l + 2) + kernels[l] ** 2 * cu * (l + 2) * u
+        return n
+    ours = vcycle(20, 1) + 3 * vcycle(20, 20) + 4 * 2 * 20 * 101**2 + vcycle(1, 20)
+    assert operators.count_params(model) == ours == 5_340_565
+    unused_A = _conv3(20, 1) + 3 * _conv3(20, 20) + _conv3(1, 20)
+    assert ours + unused_A == 5_351_806
+
+
+def test_helmholtz_levels_and_kernels():
+    """Unpadded restrictions 101 -> 50 -> 24 -> 11 -> 5; prolongation kernels 3, 4, 4, 3 land back
+    exactly on each finer grid."""
+    from operators.layers.multigrid import level_grids
+
+    assert [g[0] for g in level_grids(101, 5, "valid")] == [101, 50, 24, 11, 5]
+    assert reference_prolongation_kernels(101, 5, "valid") == [3, 4, 4, 3]
+    model = operators.MgNOHelmholtz(1, 2, width=2, n_layers=1, smoothing=[1, 1, 2], grid_size=21,
+                                    rngs=nnx.Rngs(0))
+    assert [p.kernel_size for p in model.head.P] == [3, 4]
+    assert jax.eval_shape(model, jnp.ones((1, 21, 21, 1))).shape == (1, 21, 21, 2)
+    with pytest.raises(ValueError, match="grid_size"):
+        jax.eval_shape(model, jnp.ones((1, 25, 25, 1)))
+
+
+def test_navier_stokes_structure():
+    """No 1x1 path, output head(u) + u_0: with the head zeroed the model is the identity; a grid
+    other than the layer norms' is a named error."""
+    model = operators.build_model("mgno-ns", 1, 1, rngs=nnx.Rngs(0), width=4, n_layers=1, grid_size=16,
+                                  smoothing=[[1, 0], [2, 0]])
+    assert model.linear is None and model.mg[0].norms is not None
+    assert model.mg[0].Pi[0].padding == "wrap" and not model.mg[0].P[0].periodic
+    model.head.kernel[...] = jnp.zeros_like(model.head.kernel[...])
+    x = jnp.asarray(np.random.default_rng(0).normal(size=(2, 16, 16, 1)), jnp.float32)
+    np.testing.assert_array_equal(model(x), x)
+    with pytest.raises(ValueError, match="grid_size"):
+        jax.eval_shape(model, jnp.ones((1, 32, 32, 1)))
+    with pytest.raises(ValueError, match="in_channels >= out_channels"):
+        operators.build_model("mgno-ns", 1, 2, rngs=nnx.Rngs(0), width=4, n_layers=1, grid_size=16)
+
+
+def test_periodic_prolongation_zero_pads_by_default():
+    """The reference's ConvTranspose2d zero-pads on periodic grids too: that is the default;
+    prolongation_padding="wrap" keeps the coarse field periodic (and old periodic runs, stored
+    without the option, load with it)."""
+    from operators.models.mgno import legacy_hparams
+
+    hp = operators.default_hparams("mgno", pde="navier_stokes")
+    assert hp["padding"] == "wrap" and hp["prolongation_padding"] == "zeros"
+    small = {**SMALL_MGNO, "padding": "wrap"}
+    zeros = operators.build_model("mgno", 1, 1, rngs=nnx.Rngs(0), **small)
+    wrap = operators.build_model("mgno", 1, 1, rngs=nnx.Rngs(0), prolongation_padding="wrap", **small)
+    x = jnp.asarray(np.random.default_rng(0).normal(size=(1, 16, 16, 1)), jnp.float32)
+    assert float(jnp.abs(zeros(x) - wrap(x)).max()) > 1e-4
+    assert legacy_hparams({"padding": "wrap"})["prolongation_padding"] == "wrap"
+    assert legacy_hparams({"padding": "zeros"})["prolongation_padding"] == "zeros"
+    assert legacy_hparams({"padding": "wrap", "prolongation_padding": "zeros"})["prolongation_padding"] == "zeros"

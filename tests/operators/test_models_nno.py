@@ -131,3 +131,74 @@ def test_fit_base_resolution():
     assert fit_base_resolution("vit-no", {"patch_size": 8}, (64, 64), False) == 64  # nearest multiple
     assert fit_base_resolution("vit-no", {}, (48,), True) == 48
     assert fit_base_resolution("attention-no", {}, (65, 65), False) is None
+
+
+# ------------------------------------------------------------------------------------------
+# the plain networks of the comparison (cnn, unet, vit) and the converted CNN (cnn-no)
+# ------------------------------------------------------------------------------------------
+PLAIN_SMALL = {
+    "cnn": {"width": 4, "depth": 2, "projection_hidden": 4},
+    "unet": {"width": 4, "channel_mult": [1, 2], "groups": 2},
+    "vit": {"embed": 8, "depth": 1, "heads": 2, "mlp_ratio": 1, "patch_size": 4, "base_resolution": 16},
+}
+
+
+def test_plain_baselines_registered_at_comparable_sizes():
+    """cnn, cnn-no, unet, vit are in the registry, within 15% of the parameters of unet-no."""
+    ref = operators.count_params(nnx.eval_shape(lambda: operators.build_model("unet-no", 3, 1, rngs=nnx.Rngs(0))))
+    for name in ("cnn", "cnn-no", "unet", "vit"):
+        n = operators.count_params(nnx.eval_shape(lambda m=name: operators.build_model(m, 3, 1, rngs=nnx.Rngs(0))))
+        assert abs(n - ref) < 0.15 * ref, (name, n, ref)
+
+
+def test_cnn_no_is_the_plain_cnn_on_the_training_grid_and_converges_off_it():
+    hp = PLAIN_SMALL["cnn"]
+    plain = operators.build_model("cnn", 1, 1, rngs=nnx.Rngs(0), **hp)
+    conv = operators.build_model("cnn-no", 1, 1, rngs=nnx.Rngs(0), base_resolution=16, **hp)
+    x = jnp.asarray(np.random.default_rng(0).normal(size=(2, 17, 17, 1)), jnp.float32)
+    np.testing.assert_array_equal(np.asarray(conv(x)), np.asarray(plain(x)))  # same parameters, same output
+    f, g = jax.jit(lambda v: conv(v)), jax.jit(lambda v: plain(v))
+    sizes = (17, 33, 65)
+    outs = {m: [np.asarray(h(field(n, False)))[0, ::(n - 1) // 16, ::(n - 1) // 16, 0] for n in sizes]
+            for m, h in (("no", f), ("plain", g))}
+    d = {m: [float(np.sqrt(np.mean((a - b) ** 2))) for a, b in itertools.pairwise(o)] for m, o in outs.items()}
+    assert d["no"][1] < d["no"][0] / 1.6, d  # the operator converges on nested grids
+    # the plain CNN reads 3 grid points at every resolution (a kernel shrinking with the grid): on
+    # the finer grids it drifts from what it computes on its training grid far more
+    drift = {m: float(np.sqrt(np.mean((o[-1] - o[0]) ** 2))) for m, o in outs.items()}
+    assert drift["plain"] > 2 * drift["no"], drift
+
+
+def test_plain_unet_and_cnn_run_on_any_grid():
+    for name in ("unet", "cnn"):
+        model = operators.build_model(name, 2, 3, rngs=nnx.Rngs(0), **PLAIN_SMALL[name])
+        for shape in [(17, 17), (33, 21)]:
+            spec = jax.ShapeDtypeStruct((2, *shape, 2), jnp.float32)
+            assert jax.eval_shape(lambda v, m=model: m(v), spec).shape == (2, *shape, 3)
+
+
+def test_plain_vit_positional_embedding_off_the_training_grid():
+    """The plain ViT learns 5x5 token embeddings on its 17-point grid (4-point patches): on a
+    33-point grid it resizes them (bilinear), or refuses with a message naming the grid."""
+    model = operators.build_model("vit", 1, 2, rngs=nnx.Rngs(0), **PLAIN_SMALL["vit"])
+    assert model.pos.shape == (5, 5, 8)
+    x = field(17, False)
+    y = model(x)
+    assert y.shape == (1, 17, 17, 2) and bool(jnp.isfinite(y).all())
+    y = jax.jit(lambda v: model(v))(field(33, False))
+    assert y.shape == (1, 33, 33, 2) and bool(jnp.isfinite(y).all())
+    strict = operators.build_model("vit", 1, 2, rngs=nnx.Rngs(0), pos_interp="refuse", **PLAIN_SMALL["vit"])
+    np.testing.assert_array_equal(np.asarray(strict(x)), np.asarray(model(x)))
+    with pytest.raises(ValueError, match=r"learned for 5\^2 tokens \(grid of 17 points\).*9x9 tokens"):
+        strict(field(33, False))
+    with pytest.raises(ValueError, match="pos_interp"):
+        operators.build_model("vit", 1, 1, pos_interp="nearest", rngs=nnx.Rngs(0))
+
+
+def test_fit_base_resolution_of_the_plain_vit_and_cnn_no():
+    from operators.registry import fit_base_resolution
+
+    assert fit_base_resolution("cnn-no", {}, (65, 65), False) == 64
+    assert fit_base_resolution("vit", {}, (65, 65), False) == 64
+    assert fit_base_resolution("vit", {}, (64, 64), True) == 64
+    assert fit_base_resolution("cnn", {}, (65, 65), False) is None

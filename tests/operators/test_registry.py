@@ -11,7 +11,8 @@ import operators
 
 
 def test_names_defaults_and_rebuild():
-    assert set(operators.MODELS) == {"mgno", "mgno-conv", "fno", "uno", "unet-no", "vit-no", "attention-no"}
+    assert set(operators.MODELS) == {"mgno", "mgno-conv", "fno", "uno", "unet-no", "vit-no", "attention-no",
+                                     "cnn", "cnn-no", "unet", "vit", "mgno-ns", "mgno-helmholtz"}
     for name in operators.MODELS:
         hp = operators.default_hparams(name)
         assert json.loads(json.dumps(hp)) == hp  # JSON-able, stored in config.json

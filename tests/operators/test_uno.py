@@ -5,9 +5,10 @@ from __future__ import annotations
 import jax.numpy as jnp
 import pytest
 from flax import nnx
-from .operators_reference import cauchy_differences
 
 import operators
+
+from .operators_reference import cauchy_differences
 
 SMALL = {"width": 4, "modes": [4, 3, 2], "channel_mult": [1, 2, 2], "projection_hidden": 8}
 

@@ -44,13 +44,13 @@ def test_kill_and_resume_gives_the_uninterrupted_file(tmp_path):
     part = gen.partial_path(out)
     proc = _cli(*args, "--out", str(out))
     deadline = time.time() + 120
-    while time.time() < deadline and len(list(part.glob("chunk_*.npz"))) < 2:
+    while time.time() < deadline and len(list(part.glob("chunk_*.done"))) < 2:
         if proc.poll() is not None:
             break
         time.sleep(0.02)
     proc.send_signal(signal.SIGKILL)
     proc.wait(timeout=60)
-    done = len(list(part.glob("chunk_*.npz")))
+    done = len(list(part.glob("chunk_*.done")))
     if out.exists():
         pytest.skip("the run finished before it could be killed")
     assert 2 <= done < 24 and (part / "config.json").exists()
@@ -190,7 +190,7 @@ def _kill_at(proc, stage: str, out: Path, rng) -> str:
     elif stage == "chunk":
         want = int(rng.integers(1, 6))
         while time.time() < deadline and proc.poll() is None and \
-                len(list(part.glob("chunk_*.npz"))) < want:
+                len(list(part.glob("chunk_*.done"))) < want:
             time.sleep(0.005)
         time.sleep(float(rng.uniform(0.0, 0.1)))
     else:
@@ -199,7 +199,7 @@ def _kill_at(proc, stage: str, out: Path, rng) -> str:
             time.sleep(0.0005)
     if proc.poll() is not None:
         return "finished"
-    chunks = len(list(part.glob("chunk_*.npz")))
+    chunks = len(list(part.glob("chunk_*.done")))
     saving = any(p.name.startswith(f".{out.name}.") for p in out.parent.iterdir())
     proc.send_signal(signal.SIGKILL)
     proc.wait(timeout=60)

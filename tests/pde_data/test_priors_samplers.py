@@ -5,8 +5,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from pde_data.priors import hyper
 from pde_data.points import PointSets
+from pde_data.priors import hyper
 from pde_data.priors.samplers import PRIORS, ClassificationPrior, GPPrior, make_prior, sample_batch
 
 
@@ -129,3 +129,25 @@ def test_predictive_is_the_distribution_the_targets_were_drawn_from(name):
     assert len(z) > 390
     assert stats.kstest(z, "norm").pvalue > 1e-3
     assert abs(np.std(z) - 1.0) < 0.1
+
+
+@pytest.mark.parametrize("name, option, value", [
+    ("gp-rbf", "lengthscale", -1.0), ("gp-rbf", "lengthscale", float("nan")),
+    ("gp-rbf", "outputscale", 0.0), ("gp-rbf", "noise_var", -1e-3),
+    ("gp-hyper", "lengthscale_gamma", (3.0, -6.0)), ("gp-rbf", "num_features", 0),
+    ("bnn", "noise_std", (0.3, 0.01)), ("bnn", "max_depth", 0),
+    ("tabular", "p_gp", 1.5), ("tabular", "min_classes", 1), ("tabular", "max_classes", 1),
+])
+def test_make_prior_refuses_values_that_would_sample_garbage(name, option, value):
+    from pde_data.priors.samplers import make_prior
+
+    with pytest.raises(ValueError, match=option):
+        make_prior(name, **{option: value})
+
+
+def test_make_prior_takes_json_lists_as_pairs():
+    from pde_data.priors.samplers import make_prior
+
+    prior = make_prior("gp-hyper", lengthscale_gamma=[2.0, 4.0])
+    assert prior.lengthscale_gamma == (2.0, 4.0)
+    hash(prior)  # a static jit argument

@@ -47,7 +47,7 @@ def params_of(model):
 
 
 def train(path, **loop_kw):
-    kw = dict(total_steps=20, checkpoint_every=5, log_every=4, progress=False)
+    kw = {"total_steps": 20, "checkpoint_every": 5, "log_every": 4, "progress": False}
     kw.update(loop_kw)
     run = Run(path)
     tx = optax.adam(optax.cosine_decay_schedule(0.3, 20))
@@ -58,8 +58,8 @@ def train(path, **loop_kw):
 
 
 def test_interrupted_run_resumes_bit_exactly(tmp_path):
-    whole, r_whole = train(tmp_path / "whole")
-    part, r_part = train(tmp_path / "part", stop_at=7)  # stops between two checkpoints
+    whole, _r_whole = train(tmp_path / "whole")
+    _part, r_part = train(tmp_path / "part", stop_at=7)  # stops between two checkpoints
     assert r_part.stopped and r_part.step == 7
     resumed, r_res = train(tmp_path / "part")
     assert r_res.resumed_from == 7 and r_res.step == 20 and not r_res.stopped
@@ -120,7 +120,7 @@ def test_validation_keeps_the_best_parameters(tmp_path):
 
 def test_non_finite_parameters_are_never_checkpointed(tmp_path):
     def bad_loss(model, batch, key):
-        x, y = batch
+        x, _y = batch
         return jnp.mean(model(x) * jnp.inf), {}
 
     run = Run(tmp_path)
@@ -151,3 +151,28 @@ def test_metrics_rows_are_plain_json(tmp_path):
     for line in (tmp_path / "metrics.jsonl").read_text().splitlines():
         row = json.loads(line)
         assert {"step", "loss", "mse", "grad_norm", "lr", "seconds"} <= set(row)
+
+
+def test_a_non_finite_loss_stops_the_run_even_with_finite_parameters(tmp_path):
+    def nan_loss(model, batch, key):  # finite gradients (the NaN term is a constant)
+        value, aux = loss(model, batch, key)
+        return value + jax.lax.stop_gradient(jnp.nan), aux
+
+    run = Run(tmp_path)
+    with pytest.raises(FloatingPointError, match="training loss is nan .* no checkpoint"):
+        fit(run, new_model(), optax.sgd(0.1), nan_loss, batches(),
+            Loop(total_steps=10, checkpoint_every=5, log_every=2, progress=False))
+    assert run.latest_step() is None
+
+
+def test_rows_logged_after_the_checkpoint_are_not_repeated_on_resume(tmp_path):
+    run = Run(tmp_path)
+    opts = {"checkpoint_every": 4, "log_every": 2, "progress": False}
+    fit(run, new_model(), optax.sgd(0.1), loss, batches(), Loop(total_steps=4, **opts))
+    run.log(step=6, loss=123.0)  # a row of a run killed between step 6 and its checkpoint
+    run.log(event="note", step=6)  # events are kept
+    fit(run, new_model(), optax.sgd(0.1), loss, batches(), Loop(total_steps=8, **opts))
+    rows = run.read_metrics()
+    train = [r["step"] for r in rows if "event" not in r]
+    assert train == [2, 4, 6, 8] and all(r.get("loss") != 123.0 for r in rows)
+    assert any(r.get("event") == "note" for r in rows)

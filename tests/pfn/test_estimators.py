@@ -168,5 +168,12 @@ def test_the_regressor_uses_its_context():
 def test_overflowing_inputs_are_a_named_error_not_nan():
     x = np.linspace(0.0, 1.0, 6)[:, None]
     reg = PFNRegressor(model="gp-rbf").fit(x * 1e30, np.sin(6 * x[:, 0]))
-    with pytest.raises(FloatingPointError, match="rescale"):
+    with pytest.raises(FloatingPointError, match="X .*rescale X"):
         reg.predict(x * 1e30)
+
+
+def test_overflowing_targets_are_blamed_on_y_not_x():
+    x = np.linspace(0.0, 1.0, 6)[:, None]
+    reg = PFNRegressor(model="gp-rbf").fit(x, 1e30 * np.sin(6 * x[:, 0]))
+    with pytest.raises(FloatingPointError, match="y .*rescale y"):
+        reg.predict(x)
