@@ -11,6 +11,7 @@ from neural_processes.train import make_config
 from .test_martingale import SMALL, ragged_batch, small
 
 
+@pytest.mark.slow
 def test_loss_weights_weight_the_three_terms():
     batch, key = ragged_batch(1), jax.random.key(3)
     base = small("mpanp")
@@ -41,6 +42,7 @@ def test_loss_weights_reach_the_run_config_of_martingale_models_only():
     assert "loss_weights" not in make_config("anp", "rbf", loss_weights=[1, 1, 0.1])["model"]
 
 
+@pytest.mark.slow
 def test_pseudo_per_point_sets_the_size_of_each_generated_set():
     batch, key = ragged_batch(2), jax.random.key(4)
     model = build_model({"model": "mpnp", "x_dim": 1, "y_dim": 1, "train_samples": 3,

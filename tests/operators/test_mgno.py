@@ -196,6 +196,7 @@ def test_reference_helmholtz_parameter_count():
     assert ours + unused_A == 5_351_806
 
 
+@pytest.mark.slow
 def test_helmholtz_levels_and_kernels():
     """Unpadded restrictions 101 -> 50 -> 24 -> 11 -> 5; prolongation kernels 3, 4, 4, 3 land back
     exactly on each finer grid."""

@@ -151,6 +151,7 @@ def test_plain_baselines_registered_at_comparable_sizes():
         assert abs(n - ref) < 0.15 * ref, (name, n, ref)
 
 
+@pytest.mark.slow
 def test_cnn_no_is_the_plain_cnn_on_the_training_grid_and_converges_off_it():
     hp = PLAIN_SMALL["cnn"]
     plain = operators.build_model("cnn", 1, 1, rngs=nnx.Rngs(0), **hp)
@@ -169,6 +170,7 @@ def test_cnn_no_is_the_plain_cnn_on_the_training_grid_and_converges_off_it():
     assert drift["plain"] > 2 * drift["no"], drift
 
 
+@pytest.mark.slow
 def test_plain_unet_and_cnn_run_on_any_grid():
     for name in ("unet", "cnn"):
         model = operators.build_model(name, 2, 3, rngs=nnx.Rngs(0), **PLAIN_SMALL[name])
@@ -177,6 +179,7 @@ def test_plain_unet_and_cnn_run_on_any_grid():
             assert jax.eval_shape(lambda v, m=model: m(v), spec).shape == (2, *shape, 3)
 
 
+@pytest.mark.slow
 def test_plain_vit_positional_embedding_off_the_training_grid():
     """The plain ViT learns 5x5 token embeddings on its 17-point grid (4-point patches): on a
     33-point grid it resizes them (bilinear), or refuses with a message naming the grid."""

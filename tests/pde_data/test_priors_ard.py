@@ -76,6 +76,7 @@ def test_the_ard_hyper_prior_draws_one_gamma_lengthscale_per_dimension():
     np.testing.assert_array_equal(np.asarray(fixed), np.full((3, 2), 0.2, np.float32))
 
 
+@pytest.mark.slow
 def test_ard_draws_vary_along_the_short_lengthscale_and_the_predictive_is_exact():
     """Datasets drawn with a short lengthscale on dimension 0 and a long one on dimension 1
     change more along dimension 0; the prior's predictive equals the exact GP posterior under

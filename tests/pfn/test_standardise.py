@@ -35,6 +35,7 @@ def _logpdf_in_y(model, x, y, n, y_eval, static=True):
             shift + scale * dist.mean)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("static", [True, False])
 def test_the_predictive_follows_an_affine_map_of_the_whole_dataset(static):
     model = _model()
@@ -55,6 +56,7 @@ def test_the_predictive_follows_an_affine_map_of_the_whole_dataset(static):
     assert np.max(np.abs(np.asarray(logp3 - (logp - np.log(a))))) > 0.1
 
 
+@pytest.mark.slow
 def test_padded_context_slots_do_not_enter_the_statistics():
     model = _model()
     x = jax.random.uniform(jax.random.key(2), (1, 6, 3))
@@ -84,6 +86,7 @@ def test_context_statistics_and_their_fallbacks():
     np.testing.assert_allclose(np.asarray(scale1[0, 0]), [1.0, 1.0, 1.0])
 
 
+@pytest.mark.slow
 def test_the_loss_is_the_nll_in_the_units_of_y():
     cfg = build_config("gp-rbf", standardise=True, d_model=16, n_heads=2, n_layers=1, d_ff=16,
                        n_buckets=32)
