@@ -79,6 +79,7 @@ def _count_step_compilations(monkeypatch):
     return made
 
 
+@pytest.mark.slow
 def test_training_on_two_grids_compiles_once_per_grid(darcy17, tmp_path, monkeypatch):
     made = _count_step_compilations(monkeypatch)
     out = tmp_path / "run"

@@ -294,6 +294,7 @@ def test_h1_loss_follows_the_periodicity():
     assert abs(fd - spec) > 0.1 * fd  # the spectral loss is wrong on this non-periodic field
 
 
+@pytest.mark.slow
 def test_mgno_conv_run_stores_grid_and_periodicity(darcy, tmp_path):
     """A run of mgno-conv keeps base_resolution, the periodicity and the H1 loss kind in its
     config, and evaluate rebuilds the same model from it."""

@@ -27,6 +27,7 @@ def test_train_writes_a_run_and_prints_its_summary(tiny_run, capsys):
     assert summary["step"] == TINY_STEPS and summary["resumed_from"] == TINY_STEPS
 
 
+@pytest.mark.slow
 def test_export_then_evaluate(tiny_run, tmp_path, capsys, monkeypatch):
     monkeypatch.chdir(tmp_path)
     assert main(["export", str(tiny_run), "tiny"]) == 0

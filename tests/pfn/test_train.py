@@ -93,6 +93,7 @@ def _cfg():
 BORDERS = jnp.linspace(-3.0, 3.0, TINY["n_buckets"] + 1)  # any increasing borders will do
 
 
+@pytest.mark.slow
 def test_a_non_finite_dataset_is_left_out_of_the_loss():
     """A NaN dataset (a failed float32 Cholesky of the prior) must not poison the loss: the
     loss equals the loss of the batch without it, and its gradient is finite."""
