@@ -177,7 +177,7 @@ def test_mpnp_loss_jits_and_shipped_checkpoint_still_loads():
     np.testing.assert_allclose(float(loss), sum(float(v) for v in aux.values()), rtol=1e-5)
 
 
-@pytest.mark.parametrize("name", ["mpnp", "mpanp"])
+@pytest.mark.parametrize("name", ["mpnp", pytest.param("mpanp", marks=pytest.mark.slow)])
 def test_pseudo_average_mean_matches_numpy_and_leaves_other_terms(name):
     """pseudo_average="mean": L_pseudo = -mean_k ll(C'_k) / |D| (numpy, same sets), never below
     the default log-mean-exp version (Jensen; strictly above when the sets differ); L_marg and

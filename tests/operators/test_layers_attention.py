@@ -57,6 +57,7 @@ def test_direct_quadrature(kind, periodic, shape):
     np.testing.assert_allclose(got, direct(att, u, periodic, kind), rtol=1e-4, atol=1e-5)
 
 
+@pytest.mark.slow
 def test_chunked_queries_are_exact_and_differentiable():
     att = IntegralAttention(4, 2, chunk=7, rngs=nnx.Rngs(1))
     full = IntegralAttention(4, 2, chunk=10_000, rngs=nnx.Rngs(1))

@@ -78,6 +78,7 @@ def test_vcycle_1d_matches_reference():
     np.testing.assert_allclose(got, want, rtol=1e-3, atol=1e-4 * np.abs(want).max())
 
 
+@pytest.mark.slow
 def test_parameter_count_formula():
     """Per V-cycle: 9 c_u c_f per S or A, 9 (c_u^2 + c_f^2) per restriction, k^2 c_u^2 per prolongation."""
     c_f, c_u = 3, 5

@@ -85,6 +85,7 @@ def test_mgno_h1_matches_reference_formula():
     np.testing.assert_allclose(losses.mgno_rel_h1(f32(pred), f32(true)), want, rtol=1e-4)
 
 
+@pytest.mark.slow
 def test_mean_is_mean_of_per_sample_and_jit():
     rng = np.random.default_rng(1)
     p, t = f32(rng.normal(size=(4, 10, 12, 2))), f32(rng.normal(size=(4, 10, 12, 2)))

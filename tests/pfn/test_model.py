@@ -13,7 +13,7 @@ def _model(**kw):
     return PFN(2, 7, d_model=16, n_heads=2, n_layers=2, d_ff=32, rngs=nnx.Rngs(0), **kw)
 
 
-@pytest.mark.parametrize("static", [True, False])
+@pytest.mark.parametrize("static", [True, pytest.param(False, marks=pytest.mark.slow)])
 def test_targets_see_context_only_and_not_each_other(static):
     """``static``: a Python-int context size (attention to the context slice, prediction);
     else a traced one (masked attention, training)."""
@@ -51,6 +51,7 @@ def test_predict_equals_concatenated_call_and_classes_embed():
                                atol=1e-6)
 
 
+@pytest.mark.slow
 def test_static_context_slice_equals_masked_attention():
     """Keys and values from the context slice (static size) give the masked computation's
     outputs at every position."""
