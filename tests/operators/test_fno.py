@@ -20,7 +20,8 @@ def test_classic_parameter_count():
     assert operators.count_params(model) == 2_368_001
 
 
-@pytest.mark.parametrize("dim, shape", [(1, (37,)), (2, (21, 16)), (3, (8, 9, 10))])
+@pytest.mark.parametrize("dim, shape", [(1, (37,)), (2, (21, 16)),
+                                        pytest.param(3, (8, 9, 10), marks=pytest.mark.slow)])
 def test_any_resolution_and_dimension(dim, shape):
     model = operators.build_model("fno", 2, 3, dim=dim, rngs=nnx.Rngs(0), **dict(SMALL, modes=3))
     y = nnx.jit(lambda m, x: m(x))(model, jnp.ones((2, *shape, 2)))

@@ -43,6 +43,7 @@ def test_one_dimensional():
     assert nnx.jit(lambda m, x: m(x))(model, jnp.ones((3, 101, 1))).shape == (3, 101, 1)
 
 
+@pytest.mark.slow
 def test_layer_structure():
     """u <- GELU(W^Mg u + W u + b), bias-free head: zero input gives exactly head(GELU(b))."""
     model = operators.build_model("mgno", 1, 1, rngs=nnx.Rngs(0), width=4, n_layers=2, smoothing=[[1, 0], [2, 0]])

@@ -45,7 +45,8 @@ def test_registered_with_small_defaults():
         assert 200_000 <= operators.count_params(abstract) <= 600_000, (name, operators.count_params(abstract))
 
 
-@pytest.mark.parametrize("name", [pytest.param("unet-no", marks=pytest.mark.slow), "vit-no", "attention-no"])
+@pytest.mark.parametrize("name", [pytest.param("unet-no", marks=pytest.mark.slow),
+                                  pytest.param("vit-no", marks=pytest.mark.slow), "attention-no"])
 def test_any_resolution_and_output_shape(name):
     model = build(name, c_in=2, c_out=3)
     for shape in [(17, 17), (41, 21)]:  # 16 cells refined by 1 / 2.5, 1.25 (shapes only: traced)

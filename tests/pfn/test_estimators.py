@@ -117,7 +117,7 @@ def _unpadded(loaded):
                                                             for a in (xc, yc, xt))))
 
 
-@pytest.mark.parametrize("name", ["gp-rbf", "tabular"])
+@pytest.mark.parametrize("name", ["gp-rbf", pytest.param("tabular", marks=pytest.mark.slow)])
 def test_padded_buckets_give_the_unpadded_outputs(name):
     """Context padded to its bucket with masked keys, targets padded to a chunk: the outputs
     equal the unpadded forward pass to float tolerance, for sizes in several buckets. (gp-rbf's
