@@ -172,16 +172,21 @@ def train(data, model: str, out, *, epochs: int | None = None, tests=(), batch_s
         fields, label = open_for_run(test, config)
         check_compatible(fields, config, label, values=False)
 
+    # the normalisers read every training sample: fitted before the run folder is written, so
+    # unreadable data (a corrupt chunk) leaves nothing behind
+    kept = all((Path(out) / name).exists()
+               for name in ("config.json", "normalisers_x.npz", "normalisers_y.npz"))
+    fitted = None if kept else train_data.fit_normalizers(config["normaliser"])
     run = Run(out)
     try:
         _check_version(run)
         run.check_data_unchanged(config)
         config = as_stored(config, run.read_config() if run.has_config() else None)
         resumed = run.ensure_config(config, extendable=("epochs",))
-        if resumed and all((run.path / f"normalisers_{k}.npz").exists() for k in "xy"):
+        if resumed and kept:
             norms = load_normalisers(run)
         else:  # a new run, or one whose first attempt stopped before its normalisers were saved
-            xn, yn = train_data.fit_normalizers(config["normaliser"])
+            xn, yn = fitted if fitted is not None else train_data.fit_normalizers(config["normaliser"])
             run.save_arrays("normalisers_x", xn.state())
             run.save_arrays("normalisers_y", yn.state())
             norms = {"x": xn, "y": yn}
