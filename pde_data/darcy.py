@@ -221,13 +221,19 @@ def params(resolution: int, solve_resolution: int | None = None) -> dict:
             "a_high": A_HIGH, "a_low": A_LOW, "scheme": "finite volume, harmonic-mean faces"}
 
 
-def generate_arrays(keys, resolution: int, solve_resolution: int, **_) -> dict:
-    """float32 ``a``, ``u`` (n, s, s) for per-sample keys (n,): the chunk worker of ``generate``."""
+def solved_pairs(a, resolution: int, solve_resolution: int) -> dict:
+    """float32 ``a``, ``u`` (n, s, s): solve ``-div(a grad u) = 1`` for coefficients ``a`` on the
+    solve grid and keep every ``stride``-th node (the stored grid); every Darcy generator's output."""
     stride = subsample_stride(resolution, solve_resolution)
-    a = coefficient(keys, len(keys), solve_resolution)
     u = solve(a, 1.0)
     return {"a": a[:, ::stride, ::stride].astype(np.float32),
             "u": u[:, ::stride, ::stride].astype(np.float32)}
+
+
+def generate_arrays(keys, resolution: int, solve_resolution: int, **_) -> dict:
+    """float32 ``a``, ``u`` (n, s, s) for per-sample keys (n,): the chunk worker of ``generate``."""
+    return solved_pairs(coefficient(keys, len(keys), solve_resolution), resolution,
+                        solve_resolution)
 
 
 def memory_bytes(chunk: int, resolution: int, solve_resolution: int, **_) -> int:

@@ -87,11 +87,8 @@ def params(resolution: int, solve_resolution: int | None = None, scales: int = S
 
 def generate_arrays(keys, resolution: int, solve_resolution: int, scales: int, **_) -> dict:
     """float32 ``a``, ``u`` (n, s, s) for per-sample keys (n,): the chunk worker of ``generate``."""
-    stride = darcy.subsample_stride(resolution, solve_resolution)
-    a = coefficient(keys, solve_resolution, scales)
-    u = darcy.solve(a, 1.0)
-    return {"a": a[:, ::stride, ::stride].astype(np.float32),
-            "u": u[:, ::stride, ::stride].astype(np.float32)}
+    return darcy.solved_pairs(coefficient(keys, solve_resolution, scales), resolution,
+                              solve_resolution)
 
 
 def memory_bytes(chunk: int, resolution: int, solve_resolution: int, **_) -> int:

@@ -56,12 +56,9 @@ def params(resolution: int, solve_resolution: int | None = None, a_high: float =
 def generate_arrays(keys, resolution: int, solve_resolution: int, a_high: float, a_low: float,
                     grf_tau: float, **_) -> dict:
     """float32 ``a``, ``u`` (n, s, s) for per-sample keys (n,): the chunk worker of ``generate``."""
-    stride = darcy.subsample_stride(resolution, solve_resolution)
     a = darcy.coefficient(keys, len(keys), solve_resolution, alpha=GRF_ALPHA, tau=grf_tau,
                           high=a_high, low=a_low)
-    u = darcy.solve(a, 1.0)
-    return {"a": a[:, ::stride, ::stride].astype(np.float32),
-            "u": u[:, ::stride, ::stride].astype(np.float32)}
+    return darcy.solved_pairs(a, resolution, solve_resolution)
 
 
 def memory_bytes(chunk: int, resolution: int, solve_resolution: int, **_) -> int:
