@@ -30,8 +30,7 @@ import numpy as np
 
 def build_store(path: Path, n: int, res: int, seed: int = 0) -> float:
     import pde_data
-    from pde_data.storage import (create_zarr, sample_row_bytes, write_zarr_rows,
-                                  zarr_sample_chunk)
+    from pde_data.storage import create_zarr, sample_row_bytes, write_zarr_rows, zarr_sample_chunk
 
     template = pde_data.darcy.generate(seed, 8, res)
     samples = zarr_sample_chunk(sample_row_bytes(template))
