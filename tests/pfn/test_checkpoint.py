@@ -1,5 +1,5 @@
-"""Shipped models (format v2) and exports: the shipped checkpoints predict exactly as before
-their conversion, an export predicts like its run, and exports never go where they should not."""
+"""Shipped models (format v2) and exports: the shipped checkpoints predict exactly as recorded,
+an export predicts like its run, and exports never go where they should not."""
 
 import json
 
@@ -21,9 +21,10 @@ def test_shipped_models_are_format_v2(name):
     assert meta["trained"]["name"] == name
 
 
-def test_shipped_models_predict_as_before_the_conversion():
-    """``shipped_predictions.npz`` was recorded with the format-v1 checkpoints and the loader of
-    that time (pfn.export.load_checkpoint), before they were rewritten as format v2."""
+def test_shipped_models_predict_as_recorded():
+    """``shipped_predictions.npz`` holds what each shipped checkpoint predicted when it was shipped
+    (first with the format-v1 loader, re-recorded by ``python -m tests.record_shipped NAME`` for
+    each checkpoint replaced since): later model or loader code must not change it."""
     f = np.load(SHIPPED_PREDICTIONS)
     for name, key in (("gp-rbf", "rbf"), ("gp-hyper", "hyper")):
         dist = PFNRegressor.from_pretrained(name).fit(f[f"{key}_x"], f[f"{key}_y"]) \
