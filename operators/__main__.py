@@ -78,6 +78,12 @@ def parser() -> argparse.ArgumentParser:
                         "gradient of the batch-summed loss before Adam (the MgNO reference)")
     t.add_argument("--schedule", choices=["onecycle", "cosine", "step", "constant"],
                    help="learning-rate schedule over the run (default: onecycle MgNO, step FNO/U-NO)")
+    t.add_argument("--pct-start", type=positive_float,
+                   help="with --schedule onecycle: fraction of the run spent warming up, in (0, 1) "
+                        "(default 0.2; the MgNO reference's Navier-Stokes run: 0.1)")
+    t.add_argument("--final-div-factor", type=positive_float,
+                   help="with --schedule onecycle: the last learning rate is the first divided by "
+                        "this (default 100; the MgNO reference's Navier-Stokes run: 50)")
     t.add_argument("--schedule-every", choices=["step", "epoch"],
                    help="step the schedule every optimiser step (default) or once per epoch")
     t.add_argument("--cycle-momentum", action=argparse.BooleanOptionalAction, default=None,
@@ -86,9 +92,26 @@ def parser() -> argparse.ArgumentParser:
     t.add_argument("--recipe", choices=["mgno-reference"],
                    help="set the training options of a reference recipe at once (flags given "
                         "explicitly win); mgno-reference: Adam + L2 1e-4, one-cycle 5e-4 stepped "
-                        "per epoch with beta1 cycling, batch 8, H1 loss, 500 epochs")
-    t.add_argument("--loss", choices=["l2", "h1"], help="relative L2 or H1 loss (default: h1 MgNO, l2 FNO/U-NO)")
-    t.add_argument("--normaliser", choices=["unit", "pointwise"], help="Gaussian normaliser fitted on the train split")
+                        "per epoch with beta1 cycling, batch 8, H1 loss, 500 epochs (Darcy; "
+                        "mgno-helmholtz and mgno-ns get their scripts' values, see "
+                        "operators.config)")
+    t.add_argument("--loss", choices=["l2", "h1", "h1-helmholtz"],
+                   help="relative L2 or H1 loss (default: h1 MgNO, l2 FNO/U-NO); h1-helmholtz: the "
+                        "MgNO reference's absolute Helmholtz loss sqrt(sum 10 e^2 + |grad e|^2)")
+    t.add_argument("--h1-loss", choices=["spectral", "fd"],
+                   help="with --loss h1: spectral (FFT, the MgNO reference on every grid) or finite "
+                        "differences (default: spectral on periodic grids, fd on node grids)")
+    t.add_argument("--normaliser", choices=["unit", "pointwise", "none"],
+                   help="normaliser of the input (and of the output unless --output-normaliser), "
+                        "fitted on the train split: one Gaussian per channel, one per grid point, "
+                        "or none")
+    t.add_argument("--output-normaliser", choices=["unit", "pointwise", "none"],
+                   help="normaliser of the output (default: as --normaliser)")
+    t.add_argument("--one-step", type=positive_int, metavar="STEPS",
+                   help="--data is a trajectory dataset (e.g. navier_stokes w0 -> w): train on its "
+                        "one-step pairs w(t) -> w(t+1), STEPS per trajectory from the first "
+                        "snapshot (the MgNO reference: 10); --n-train / --n-val count trajectories "
+                        "and --test files are scored by the autoregressive rollout too")
     t.add_argument("--coords", action=argparse.BooleanOptionalAction, default=None,
                    help="append coordinate channels to the input (default: on for FNO/U-NO)")
     t.add_argument("--n-train", type=positive_int, help="training samples (default: all but the validation split)")
@@ -161,7 +184,10 @@ def _main(argv) -> int:
                     schedule=args.schedule, loss=args.loss, normaliser=args.normaliser,
                     coords=args.coords, optimizer=args.optimizer,
                     schedule_every=args.schedule_every, cycle_momentum=args.cycle_momentum,
-                    recipe=args.recipe, n_train=args.n_train, n_val=args.n_val, seed=args.seed,
+                    recipe=args.recipe, pct_start=args.pct_start,
+                    final_div_factor=args.final_div_factor,
+                    output_normaliser=args.output_normaliser, h1_loss=args.h1_loss,
+                    one_step=args.one_step, n_train=args.n_train, n_val=args.n_val, seed=args.seed,
                     checkpoint_every=args.checkpoint_every, hparams=dict(args.hparam),
                     inputs=args.inputs, outputs=args.outputs, max_steps=args.max_steps,
                     plot_samples=args.plot_samples, progress=not args.no_progress,
@@ -181,6 +207,8 @@ def _main(argv) -> int:
                    f"rel_l2={res['rel_l2']:.5g}"
             if "rel_h1" in res:
                 line += f" rel_h1={res['rel_h1']:.5g}"
+            if "rollout_rel_l2" in res:
+                line += f" rollout_rel_l2={res['rollout_rel_l2']:.5g} ({res['rollout_steps']} steps)"
             if res.get("interpolate"):
                 line += f" (model run at {'x'.join(map(str, res['model_resolution']))}, {res['interpolate']} " \
                         "interpolation in and out)"

@@ -23,6 +23,18 @@ the batch), against the default *decoupled* AdamW (``p -= lr * wd * p`` beside A
 Loshchilov & Hutter 2019); PyTorch's ``OneCycleLR(max_lr, div_factor=2, final_div_factor=100,
 pct_start=0.2, epochs=E, steps_per_epoch=1)``, stepped once per epoch, with its momentum cycling:
 Adam's beta1 goes 0.95 -> 0.85 -> 0.95, opposite to the learning rate (Smith & Topin 2019).
+What the reference does per dataset (:func:`recipe_options`; its README commands and scripts):
+
+* Darcy (``darcy.py``): the above; loss ``HsLoss`` (spectral relative H1, on node grids too:
+  ``h1_loss="spectral"``); normalisers (input / output): rough ``--normalizer_type GN`` without
+  ``--GN`` (input raw, output one global Gaussian: ``none`` / ``unit``), multiscale
+  ``GN --GN`` (``unit`` / ``unit``), smooth ``PGN --GN`` (``pointwise`` / ``pointwise``).
+* Helmholtz (``helm.py``): lr 3e-4, batch 10, L2 1e-5, 100 epochs, loss ``HSloss_d``
+  (``loss="h1-helmholtz"``, :func:`operators.losses.mgno_helmholtz_h1`), ``unit`` / ``unit``.
+* Navier-Stokes (``navier.py``, README "NS2"): lr 1e-3, one-cycle ``pct_start=0.1`` and
+  ``final_div_factor=50``, L2 1e-5, relative L2 loss, batch 500 (its ``batch_size * 10``),
+  one-step pairs, 10 per trajectory (``one_step=10``, :mod:`pde_data.one_step`), no normaliser
+  (``none`` / ``none``: the model adds its input, ``u + u0``).
 """
 
 from __future__ import annotations
@@ -47,6 +59,7 @@ __all__ = [
     "onecycle_momentum",
     "output_layout",
     "positive_channels",
+    "recipe_options",
     "run_config",
     "train_defaults",
 ]
@@ -69,11 +82,20 @@ TRAIN_DEFAULTS: dict[str, dict] = {
 SCHEDULES = ("onecycle", "cosine", "step", "constant")
 SCHEDULE_EVERY = ("step", "epoch")
 OPTIMIZERS = ("adamw", "adam-l2")
-LOSSES = ("l2", "h1")
-NORMALISERS = ("unit", "pointwise")
-#: the optimiser options every run had before they could be chosen (a run folder written then
-#: has none of these keys; resuming it with these values is resuming the same run)
-LEGACY_OPTIMIZER = {"optimizer": "adamw", "schedule_every": "step", "cycle_momentum": False}
+LOSSES = ("l2", "h1", "h1-helmholtz")
+H1_LOSSES = ("spectral", "fd")
+#: ``none``: no normalisation (the identity; the MgNO reference on Navier-Stokes, and on the
+#: inputs of Darcy rough)
+NORMALISERS = ("unit", "pointwise", "none")
+#: the options every run had before they could be chosen (a run folder written then has none
+#: of these keys; resuming it with these values is resuming the same run). A callable value is
+#: the legacy value as a function of the config (the output normaliser was the input's).
+LEGACY_OPTIONS = {"optimizer": "adamw", "schedule_every": "step", "cycle_momentum": False,
+                  "pct_start": 0.2, "final_div_factor": 100.0,
+                  "output_normaliser": lambda config: config.get("normaliser"),
+                  "one_step": None}
+#: the first group of them (kept under its old name)
+LEGACY_OPTIMIZER = {k: LEGACY_OPTIONS[k] for k in ("optimizer", "schedule_every", "cycle_momentum")}
 #: recipes: training options set together (``--recipe``); options given explicitly win.
 #: ``mgno-reference``: the training loop of the MgNO reference code (xlliu2017/MgNO,
 #: ``darcy.py`` / ``utilities3.getOptimizerScheduler`` / ``Adam.py``): Adam with coupled L2
@@ -82,7 +104,23 @@ LEGACY_OPTIMIZER = {"optimizer": "adamw", "schedule_every": "step", "cycle_momen
 RECIPES: dict[str, dict] = {
     "mgno-reference": {"optimizer": "adam-l2", "schedule": "onecycle", "schedule_every": "epoch",
                        "cycle_momentum": True, "lr": 5e-4, "weight_decay": 1e-4, "batch_size": 8,
-                       "loss": "h1", "epochs": 500},
+                       "loss": "h1", "h1_loss": "spectral", "epochs": 500, "pct_start": 0.2,
+                       "final_div_factor": 100.0},
+}
+#: what a recipe sets differently per model (the reference's script of that model's dataset)
+RECIPE_MODELS: dict[tuple[str, str], dict] = {
+    ("mgno-reference", "mgno-helmholtz"): {  # helm.py, README "Helmholtz experiment"
+        "lr": 3e-4, "batch_size": 10, "weight_decay": 1e-5, "epochs": 100, "loss": "h1-helmholtz",
+        "normaliser": "unit", "output_normaliser": "unit"},
+    ("mgno-reference", "mgno-ns"): {  # navier.py, README "NS2"
+        "lr": 1e-3, "weight_decay": 1e-5, "final_div_factor": 50.0, "pct_start": 0.1, "loss": "l2",
+        "batch_size": 500, "normaliser": "none", "output_normaliser": "none", "one_step": 10},
+}
+#: the reference's normalisers per Darcy dataset (README commands), by the data's ``pde``
+RECIPE_DATA: dict[tuple[str, str], dict] = {
+    ("mgno-reference", "darcy-rough"): {"normaliser": "none", "output_normaliser": "unit"},
+    ("mgno-reference", "darcy-multiscale"): {"normaliser": "unit", "output_normaliser": "unit"},
+    ("mgno-reference", "darcy"): {"normaliser": "pointwise", "output_normaliser": "pointwise"},
 }
 #: one-cycle shape (the MgNO paper's and reference's): start peak/2, end peak/200, 20% warm-up
 ONECYCLE = {"pct_start": 0.2, "div_factor": 2.0, "final_div_factor": 100.0}
@@ -94,6 +132,20 @@ ADAM_B1 = 0.9
 def train_defaults(model: str) -> dict:
     """Training defaults of ``model`` (the paper recipe of its family)."""
     return dict(TRAIN_DEFAULTS.get(model, _FNO))
+
+
+def recipe_options(recipe: str, model: str, pde: str | None = None) -> dict:
+    """The options ``recipe`` sets for ``model`` on data of PDE ``pde``: :data:`RECIPES`, then
+    :data:`RECIPE_MODELS` of the model, or (a model without its own entry) the
+    :data:`RECIPE_DATA` of the data's PDE."""
+    if recipe not in RECIPES:
+        raise ValueError(f"unknown recipe {recipe!r}; choose from {sorted(RECIPES)}")
+    opts = dict(RECIPES[recipe])
+    if (recipe, model) in RECIPE_MODELS:
+        opts.update(RECIPE_MODELS[(recipe, model)])
+    elif pde and (recipe, str(pde)) in RECIPE_DATA:
+        opts.update(RECIPE_DATA[(recipe, str(pde))])
+    return opts
 
 
 # ------------------------------------------------------------------------------------------
@@ -165,13 +217,15 @@ def _per_unit(fn, steps_per_unit: int):
 
 
 def make_schedule(kind: str, lr: float, total_steps: int, steps_per_epoch: int | None = None,
-                  epochs: int | None = None, every: str = "step"):
+                  epochs: int | None = None, every: str = "step", pct_start: float | None = None,
+                  final_div_factor: float | None = None):
     """Learning rate per optimiser step, following the run's budget of ``total_steps`` steps:
     ``onecycle`` (MgNO: :func:`onecycle` with the paper's shape :data:`ONECYCLE`), ``cosine``
     (from ``lr`` to 0 over the run: ``CosineAnnealingLR(T_max=run)``), ``step`` (FNO: x0.5
     after each fifth of the run) or ``constant``. ``every="epoch"``: stepped once per epoch
     (needs ``steps_per_epoch``; the schedule runs over ``epochs = total_steps //
-    steps_per_epoch`` units and is constant within each)."""
+    steps_per_epoch`` units and is constant within each). ``pct_start`` / ``final_div_factor``:
+    the one-cycle's warm-up fraction and final division (default :data:`ONECYCLE`)."""
     import optax
 
     if every not in SCHEDULE_EVERY:
@@ -183,7 +237,12 @@ def make_schedule(kind: str, lr: float, total_steps: int, steps_per_epoch: int |
         per = int(steps_per_epoch)
     n = max(int(epochs) if (every == "epoch" and epochs) else int(total_steps) // per, 1)
     if kind == "onecycle":
-        return _per_unit(onecycle(lr, n, **ONECYCLE), per)
+        shape = dict(ONECYCLE)
+        if pct_start is not None:
+            shape["pct_start"] = float(pct_start)
+        if final_div_factor is not None:
+            shape["final_div_factor"] = float(final_div_factor)
+        return _per_unit(onecycle(lr, n, **shape), per)
     if kind == "cosine":
         return _per_unit(optax.cosine_decay_schedule(lr, decay_steps=n, alpha=0.0), per)
     if kind == "step":  # the paper halves every 100 of 500 epochs: five halvings in all
@@ -203,7 +262,9 @@ def _schedule_of(config: dict):
     return make_schedule(config["schedule"], config["lr"], _total_steps(config),
                          steps_per_epoch=int(config["steps_per_epoch"]),
                          epochs=int(config["epochs"]),
-                         every=config.get("schedule_every", "step"))
+                         every=config.get("schedule_every", "step"),
+                         pct_start=config.get("pct_start"),
+                         final_div_factor=config.get("final_div_factor"))
 
 
 def momentum_schedule(config: dict):
@@ -216,7 +277,9 @@ def momentum_schedule(config: dict):
                          f"it needs schedule='onecycle', not {config['schedule']!r}")
     per = int(config["steps_per_epoch"]) if config.get("schedule_every") == "epoch" else 1
     n = max(_total_steps(config) // per, 1)
-    return _per_unit(onecycle_momentum(n, pct_start=ONECYCLE["pct_start"]), per)
+    pct_start = config.get("pct_start")
+    pct_start = ONECYCLE["pct_start"] if pct_start is None else float(pct_start)
+    return _per_unit(onecycle_momentum(n, pct_start=pct_start), per)
 
 
 def _adam_l2(learning_rate, b1, weight_decay, grad_scale):
@@ -386,16 +449,21 @@ def check_model(model: str) -> None:
 def training_options(model: str, *, epochs=None, batch_size=None, lr=None, weight_decay=None,
                      schedule=None, loss=None, normaliser=None, coords=None, seed=0,
                      optimizer=None, schedule_every=None, cycle_momentum=None,
-                     recipe=None) -> dict:
+                     recipe=None, pct_start=None, final_div_factor=None, output_normaliser=None,
+                     h1_loss=None, one_step=None, pde: str | None = None) -> dict:
     """The training options of a run: ``model``'s defaults, updated by the ``recipe``
-    (:data:`RECIPES`) if one is named, then by the arguments given; checked (a ``ValueError``
-    names the first bad one)."""
+    (:func:`recipe_options` for ``model`` on data of PDE ``pde``) if one is named, then by the
+    arguments given; checked (a ``ValueError`` names the first bad one).
+
+    ``normaliser`` is the input's and, unless ``output_normaliser`` is given, the output's;
+    ``h1_loss`` (``"spectral"`` / ``"fd"``, with ``loss="h1"``): default by the grid
+    (:func:`run_config`); ``one_step``: train on that many one-step pairs per trajectory
+    (:mod:`pde_data.one_step`)."""
     check_model(model)
-    d = {**train_defaults(model), **LEGACY_OPTIMIZER}
+    d = {**train_defaults(model),
+         **{k: v for k, v in LEGACY_OPTIONS.items() if not callable(v)}, "h1_loss": None}
     if recipe is not None:
-        if recipe not in RECIPES:
-            raise ValueError(f"unknown recipe {recipe!r}; choose from {sorted(RECIPES)}")
-        d.update(RECIPES[recipe])
+        d.update(recipe_options(recipe, model, pde))
     opts = {
         "epochs": d["epochs"] if epochs is None else epochs,
         "batch_size": d["batch_size"] if batch_size is None else batch_size,
@@ -408,8 +476,20 @@ def training_options(model: str, *, epochs=None, batch_size=None, lr=None, weigh
         "optimizer": d["optimizer"] if optimizer is None else optimizer,
         "schedule_every": d["schedule_every"] if schedule_every is None else schedule_every,
         "cycle_momentum": d["cycle_momentum"] if cycle_momentum is None else cycle_momentum,
+        "pct_start": d["pct_start"] if pct_start is None else pct_start,
+        "final_div_factor": d["final_div_factor"] if final_div_factor is None else final_div_factor,
+        "one_step": d["one_step"] if one_step is None else one_step,
         "seed": seed,
     }
+    opts["output_normaliser"] = (output_normaliser if output_normaliser is not None
+                                 else d.get("output_normaliser") if normaliser is None and "output_normaliser" in d
+                                 else opts["normaliser"])
+    h1 = d["h1_loss"] if h1_loss is None else h1_loss
+    if h1 is not None:
+        if h1 not in H1_LOSSES:
+            raise ValueError(f"unknown h1_loss {h1!r}; choose from {list(H1_LOSSES)}")
+        if opts["loss"] == "h1":
+            opts["h1_loss"] = h1
     if recipe is not None:
         opts["recipe"] = recipe
     for key in ("epochs", "batch_size"):
@@ -417,7 +497,14 @@ def training_options(model: str, *, epochs=None, batch_size=None, lr=None, weigh
     opts["seed"] = nonnegative_int(opts["seed"], "seed")
     opts["lr"] = positive_float(opts["lr"], "lr")
     opts["weight_decay"] = nonnegative_float(opts["weight_decay"], "weight_decay")
+    opts["pct_start"] = positive_float(opts["pct_start"], "pct_start")
+    if opts["pct_start"] >= 1:
+        raise ValueError(f"pct_start is the warm-up fraction of the one-cycle, in (0, 1); got {opts['pct_start']!r}")
+    opts["final_div_factor"] = positive_float(opts["final_div_factor"], "final_div_factor")
+    if opts["one_step"] is not None:
+        opts["one_step"] = positive_int(opts["one_step"], "one_step")
     for key, allowed in (("loss", LOSSES), ("schedule", SCHEDULES), ("normaliser", NORMALISERS),
+                         ("output_normaliser", NORMALISERS),
                          ("optimizer", OPTIMIZERS), ("schedule_every", SCHEDULE_EVERY)):
         if opts[key] not in allowed:
             raise ValueError(f"unknown {key} {opts[key]!r}; choose from {list(allowed)}")
@@ -429,22 +516,30 @@ def training_options(model: str, *, epochs=None, batch_size=None, lr=None, weigh
     return opts
 
 
+def _legacy_value(key: str, config: dict):
+    value = LEGACY_OPTIONS[key]
+    return value(config) if callable(value) else value
+
+
 def as_stored(config: dict, stored: dict | None) -> dict:
-    """``config`` as a run folder written before the optimiser options stores it: where the
-    stored config has none of :data:`LEGACY_OPTIMIZER`'s keys and ``config`` has their legacy
-    values, without them (so the same command resumes such a run); else ``config``."""
-    if not stored or any(k in stored for k in LEGACY_OPTIMIZER):
+    """``config`` as a run folder written before some options existed stores it: where the
+    stored config lacks keys of :data:`LEGACY_OPTIONS` and ``config`` has their legacy values,
+    without them (so the same command resumes such a run); else ``config``."""
+    if not stored:
         return config
-    if any(config.get(k) != v for k, v in LEGACY_OPTIMIZER.items()) or "recipe" in config:
+    missing = [k for k in LEGACY_OPTIONS if k not in stored and k in config]
+    if not missing or ("recipe" in config and "recipe" not in stored):
         return config
-    return {k: v for k, v in config.items() if k not in LEGACY_OPTIMIZER}
+    if any(config[k] != _legacy_value(k, config) for k in missing):
+        return config
+    return {k: v for k, v in config.items() if k not in missing}
 
 
 def run_config(model: str, data, ds, data_path: str, hparams: dict, opts: dict) -> dict:
     """``config.json`` of a run of ``model`` on ``data`` (the FieldData of dataset ``ds``)."""
     periodic = data_periodic(data)
     hp = model_hparams(model, data, hparams)
-    if opts.get("loss") == "h1":  # which H1 the training loss is (operators.step.loss_value)
+    if opts.get("loss") == "h1" and opts.get("h1_loss") is None:  # operators.step.loss_value
         opts = {**opts, "h1_loss": "spectral" if periodic else "fd"}
     return {
         "version": CONFIG_VERSION,

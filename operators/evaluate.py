@@ -11,6 +11,12 @@ data's grid to it and the prediction back to the data's grid, where the errors a
 the normal mode. Interpolation (:func:`pde_data.coordinates.resample`): piecewise linear on node
 grids (exact at nested nodes, so restriction from a finer nested grid is injection), Fourier
 (trigonometric) or linear on periodic grids; ``"auto"`` picks linear / Fourier by the layout.
+
+A run trained on one-step pairs (``one_step`` in its config) takes a trajectory dataset: it is
+scored on its one-step pairs (the metrics above) and by the autoregressive rollout of as many
+steps from the first stored snapshot (:func:`operators.rollout.rollout_metrics`:
+``rollout_rel_l2`` over the whole rollout, ``rollout_rel_l2_per_step``); a dataset of pairs is
+scored on its pairs only.
 """
 
 from __future__ import annotations
@@ -19,11 +25,12 @@ from pathlib import Path
 
 import numpy as np
 
-from operators.fields import DataMismatchError, data_label, data_stem, open_for_run
+from operators.fields import DataMismatchError, data_label, data_stem, open_dataset, open_for_run
 from operators.run import check_compatible, load_normalisers, open_run, restore_model
 from operators.step import forward, mean_metrics, metric_values
 
-__all__ = ["DataMismatchError", "evaluate", "interpolation_method", "make_interpolated_metric_fn"]
+__all__ = ["DataMismatchError", "evaluate", "interpolation_method", "make_interpolated_metric_fn",
+           "one_step_data"]
 
 INTERPOLATION = ("auto", "linear", "fourier")
 
@@ -68,6 +75,19 @@ def make_interpolated_metric_fn(model, config: dict, method: str, h1: bool = Tru
     return metrics
 
 
+def one_step_data(data, config: dict):
+    """``(data, trajectories)`` for a run trained on one-step pairs: a trajectory dataset becomes
+    its pairs (``config["one_step"]`` per trajectory) and its trajectories ``(n, time,
+    *spatial)``; a dataset that already holds the run's variables is returned as it is, with
+    ``None``."""
+    from pde_data.one_step import one_step_pairs, trajectories
+
+    ds, _ = open_dataset(data)
+    if all(v in ds.variables for v in config["input_vars"] + config["output_vars"]):
+        return ds, None
+    return one_step_pairs(ds, steps=int(config["one_step"])), trajectories(ds)
+
+
 def evaluate(run, data, *, batch_size: int | None = None, which: str = "best", plot: bool = False,
              plot_samples: int = 3, plot_path=None, interpolate=False) -> dict:
     """Metrics of ``run`` (a run folder or ``pde_data.runs.Run``) on ``data`` (a dataset path or
@@ -84,6 +104,10 @@ def evaluate(run, data, *, batch_size: int | None = None, which: str = "best", p
         raise ValueError(f"batch size must be a positive integer, got {batch_size!r}")
     r = open_run(run)
     config = r.read_config()
+    traj = None
+    source = data
+    if config.get("one_step"):
+        data, traj = one_step_data(data, config)
     fields, label = open_for_run(data, config)
     check_compatible(fields, config, label)
     method = interpolation_method(interpolate, bool(config["periodic"])) if interpolate else None
@@ -93,15 +117,20 @@ def evaluate(run, data, *, batch_size: int | None = None, which: str = "best", p
     metric_fn = make_interpolated_metric_fn(model, config, method) if method else None
     metrics, pred = mean_metrics(model, fields, int(batch_size or config["batch_size"]), norms,
                                  config, h1=True, take=k, metric_fn=metric_fn)
-    out = {"data": data_label(data), "n": len(fields), "resolution": list(fields.spatial), **metrics}
+    out = {"data": data_label(source), "n": len(fields), "resolution": list(fields.spatial), **metrics}
+    if traj is not None:
+        from operators.rollout import rollout_metrics
+
+        out.update(rollout_metrics(model, norms, config, traj, int(config["one_step"]),
+                                   batch_size=int(batch_size or config["batch_size"])))
     if method:
         out.update(interpolate=method, model_resolution=[int(n) for n in config["train_resolution"]])
     if k > 0:
         from operators.plots import plot_predictions
 
         x, y = fields.take(np.arange(k))
-        path = Path(plot_path) if plot_path else r.path / f"predictions_{data_stem(data)}.png"
-        name = Path(str(data)).name if out["data"] != "<dataset>" else "dataset"
+        path = Path(plot_path) if plot_path else r.path / f"predictions_{data_stem(source)}.png"
+        name = Path(str(source)).name if out["data"] != "<dataset>" else "dataset"
         plot_predictions(x, y, pred, path,
                          title=f"{config['model']} on {name} ({'x'.join(map(str, fields.spatial))}): "
                                f"rel L2 {metrics['rel_l2']:.3g}",

@@ -12,6 +12,9 @@ H1 norms ``||u||^2 + ||grad u||^2``:
   ``|k| < 20``: :func:`mgno_rel_h1`, i.e. ``two_pi=False, k_max=20``); exact for periodic fields.
 * ``kind="fd"``: finite differences, second-order central inside, second-order one-sided at the
   ends of a node grid (``periodic=False``) or wrapped (``periodic=True``), with quadrature.
+
+The MgNO code's Helmholtz loss (``HSloss_d``) is an *absolute* discrete H1 norm of the error,
+``sqrt(sum_grid 10 e^2 + |grad_h e|^2)`` per sample: :func:`mgno_helmholtz_h1`.
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ from .layers.grid import quadrature_weights, spacing
 __all__ = [
     "h1_norm_sq",
     "l2_norm_sq",
+    "mgno_helmholtz_h1",
     "mgno_rel_h1",
     "rel_h1",
     "rel_h1_per_sample",
@@ -159,3 +163,40 @@ def mgno_rel_h1(pred, true, periodic: bool | None = None):
         return total
 
     return jnp.mean(_ratio(norm_sq(pred - true), norm_sq(true)))
+
+
+def _reference_gradient(u, axis: int):
+    """``torch.gradient(u, spacing=1/n, dim=axis)`` (= ``numpy.gradient``, ``edge_order=1``)
+    with ``n`` the points of the axis: central differences inside, first-order one-sided at the
+    two ends. (The reference takes ``1/n`` as the spacing of its 101-point node grid, whose
+    spacing is ``1/(n-1)``: kept, it is part of its loss.)"""
+    n = u.shape[axis]
+    if n < 2:
+        raise ValueError(f"the Helmholtz H1 loss needs >= 2 points per axis, got {n}")
+    h = 1.0 / n
+    sl = lambda a, b: jax.lax.slice_in_dim(u, a, b, axis=axis)
+    first = (sl(1, 2) - sl(0, 1)) / h
+    last = (sl(n - 1, n) - sl(n - 2, n - 1)) / h
+    if n == 2:
+        return jnp.concatenate([first, last], axis=axis)
+    inner = (sl(2, n) - sl(0, n - 2)) / (2 * h)
+    return jnp.concatenate([first, inner, last], axis=axis)
+
+
+def mgno_helmholtz_h1_per_sample(pred, true, l2_weight: float = 10.0):
+    """The MgNO code's Helmholtz loss of each sample, shape ``(batch,)``: with ``e = pred - true``,
+    ``sqrt(sum_{grid, channels} l2_weight e^2 + sum_axes (d_h e)^2)``, ``d_h`` the reference's
+    finite difference (:func:`_reference_gradient`). Absolute (not relative) and a plain sum
+    over grid points (no quadrature weights), as the reference computes it."""
+    _check(pred, true)
+    e = pred - true
+    total = l2_weight * jnp.abs(e) ** 2
+    for ax in range(1, e.ndim - 1):
+        total = total + jnp.abs(_reference_gradient(e, ax)) ** 2
+    return jnp.sqrt(jnp.sum(total, axis=tuple(range(1, e.ndim))))
+
+
+def mgno_helmholtz_h1(pred, true, l2_weight: float = 10.0):
+    """The training loss of the MgNO code on Helmholtz (``HSloss_d`` of its ``utilities3.py``),
+    batch mean of :func:`mgno_helmholtz_h1_per_sample`."""
+    return jnp.mean(mgno_helmholtz_h1_per_sample(pred, true, l2_weight))

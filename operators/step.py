@@ -48,16 +48,21 @@ def loss_value(kind: str, pred, true, periodic: bool, h1_kind: str | None = None
     """Training loss, batch mean: ``l2`` relative L2; ``h1`` the MgNO recipe (He et al. 2024):
     on periodic grids relative H1 by Parseval with integer wavenumbers, derivative weight for
     ``|k| < 20``; on node grids the same weighting with finite differences (the FFT of a
-    non-periodic field sees a jump at the boundary): :func:`operators.losses.mgno_rel_h1`."""
+    non-periodic field sees a jump at the boundary): :func:`operators.losses.mgno_rel_h1`, or
+    spectral on any grid with ``h1_kind="spectral"`` (the reference's ``HsLoss``);
+    ``h1-helmholtz`` the MgNO code's absolute Helmholtz loss
+    (:func:`operators.losses.mgno_helmholtz_h1`)."""
     if kind == "l2":
         return L.rel_l2(pred, true, periodic)
+    if kind == "h1-helmholtz":
+        return L.mgno_helmholtz_h1(pred, true)
     if kind == "h1":
         if h1_kind is None:
             h1_kind = "spectral" if periodic else "fd"
         if h1_kind not in ("spectral", "fd"):
             raise ValueError(f"unknown H1 loss kind {h1_kind!r}; choose 'spectral' or 'fd'")
         return L.mgno_rel_h1(pred, true, h1_kind == "spectral")
-    raise ValueError(f"unknown loss {kind!r}; choose 'l2' or 'h1'")
+    raise ValueError(f"unknown loss {kind!r}; choose 'l2', 'h1' or 'h1-helmholtz'")
 
 
 def metric_values(pred, true, periodic: bool, h1: bool = True) -> dict:
@@ -85,8 +90,8 @@ def make_loss(config: dict, normalisers: dict, mesh=None):
     (loss, {})`` with the run's loss kind, coordinates and normalisers (closed over)."""
     kind, coords, periodic = config["loss"], bool(config["coords"]), bool(config["periodic"])
     h1_kind = config.get("h1_loss")
-    if kind not in ("l2", "h1") or (kind == "h1" and h1_kind not in (None, "spectral", "fd")):
-        raise ValueError(f"unknown loss {kind!r} (H1 kind {h1_kind!r}); choose 'l2' or 'h1'")
+    if kind not in ("l2", "h1", "h1-helmholtz") or (kind == "h1" and h1_kind not in (None, "spectral", "fd")):
+        raise ValueError(f"unknown loss {kind!r} (H1 kind {h1_kind!r}); choose 'l2', 'h1' or 'h1-helmholtz'")
     norms = device_normalisers(normalisers, mesh)
 
     def loss(model, batch, key):

@@ -24,6 +24,14 @@ learning-rate schedule is then stretched over the new number of steps).
 
 Data parallel: batches are sharded over all local devices (``pde_data.sharding``), parameters
 and optimiser state replicated, one jitted train step (the engine's).
+
+Normalisers: ``normaliser`` for the input and ``output_normaliser`` (default: the same) for the
+output, ``"unit"`` / ``"pointwise"`` Gaussians or ``"none"`` (the identity, stored as a unit
+normaliser of mean 0 and std 1). ``one_step=S``: the dataset is a trajectory dataset
+(Navier-Stokes ``w0`` / ``w``) and the run trains on its one-step pairs, ``S`` per trajectory
+(:func:`pde_data.one_step.one_step_pairs`, as the MgNO reference does); ``n_train`` / ``n_val``
+then count trajectories (no trajectory in two splits), and each ``--test`` trajectory file is
+scored on its pairs and by the autoregressive rollout (:func:`operators.evaluate.evaluate`).
 """
 
 from __future__ import annotations
@@ -31,6 +39,8 @@ from __future__ import annotations
 import math
 import os
 from pathlib import Path
+
+import numpy as np
 
 from operators.config import (
     CONFIG_VERSION,
@@ -42,7 +52,7 @@ from operators.config import (
     run_config,
     training_options,
 )
-from operators.evaluate import evaluate
+from operators.evaluate import evaluate, one_step_data
 from operators.fields import check_compatible, open_data, open_dataset, open_for_run
 from operators.run import load_normalisers, model_from_config
 from operators.step import make_loss, make_metric_fn, mean_metrics
@@ -93,7 +103,9 @@ def train(data, model: str, out, *, epochs: int | None = None, tests=(), batch_s
           loss: str | None = None, normaliser: str | None = None, coords: bool | None = None,
           optimizer: str | None = None, schedule_every: str | None = None,
           cycle_momentum: bool | None = None, recipe: str | None = None,
-          n_train: int | None = None, n_val: int | None = None, seed: int = 0,
+          pct_start: float | None = None, final_div_factor: float | None = None,
+          output_normaliser: str | None = None, h1_loss: str | None = None,
+          one_step: int | None = None, n_train: int | None = None, n_val: int | None = None, seed: int = 0,
           checkpoint_every: int | None = None, hparams: dict | None = None, inputs=None, outputs=None,
           plot_samples: int = 3, max_steps: int | None = None, progress: bool = True,
           resolutions=None) -> dict:
@@ -109,6 +121,8 @@ def train(data, model: str, out, *, epochs: int | None = None, tests=(), batch_s
     ("step" / "epoch") and ``cycle_momentum``: :func:`operators.config.make_optimizer`.
     ``resolutions``: grids (points per axis) the batches are restricted to, one per step chosen
     by ``(seed, step)`` (:mod:`operators.resolutions`; recorded in the run config).
+    ``pct_start`` / ``final_div_factor``: the one-cycle's shape; ``output_normaliser``,
+    ``h1_loss``, ``one_step``: :func:`operators.config.training_options` and the module doc.
     """
     import jax
 
@@ -117,11 +131,19 @@ def train(data, model: str, out, *, epochs: int | None = None, tests=(), batch_s
     from pde_data.runs.loop import Loop, fit
     from pde_data.storage import fingerprint
 
-    opts = training_options(model, epochs=epochs, batch_size=batch_size, lr=lr,
-                            weight_decay=weight_decay, schedule=schedule, loss=loss,
-                            normaliser=normaliser, coords=coords, seed=seed, optimizer=optimizer,
-                            schedule_every=schedule_every, cycle_momentum=cycle_momentum,
-                            recipe=recipe)
+    def options(pde=None):
+        return training_options(model, epochs=epochs, batch_size=batch_size, lr=lr,
+                                weight_decay=weight_decay, schedule=schedule, loss=loss,
+                                normaliser=normaliser, coords=coords, seed=seed, optimizer=optimizer,
+                                schedule_every=schedule_every, cycle_momentum=cycle_momentum,
+                                recipe=recipe, pct_start=pct_start, final_div_factor=final_div_factor,
+                                output_normaliser=output_normaliser, h1_loss=h1_loss,
+                                one_step=one_step, pde=pde)
+
+    opts = options()  # bad options are refused before the data is read
+    ds, _ = open_dataset(data)
+    if recipe is not None:  # the recipe's normalisers follow the data's PDE
+        opts = options(str(ds.attrs.get("pde", "")))
     for name, value in (("n_train", n_train), ("checkpoint_every", checkpoint_every),
                         ("max_steps", max_steps)):
         if value is not None:
@@ -130,14 +152,18 @@ def train(data, model: str, out, *, epochs: int | None = None, tests=(), batch_s
         nonnegative_int(n_val, "n_val")
     nonnegative_int(plot_samples, "plot_samples")
     data_path = str(Path(data).absolute()) if isinstance(data, (str, os.PathLike)) else "<in-memory dataset>"
-    ds, _ = open_dataset(data)
+    if opts["one_step"] is not None:
+        from pde_data.one_step import one_step_pairs
+
+        ds = one_step_pairs(ds, steps=opts["one_step"])
     full = open_data(ds, inputs, outputs)
-    n = len(full)
+    group = opts["one_step"] or 1  # rows per trajectory: splits take whole trajectories
+    n = len(full) // group
     if n_val is None:
         n_val = max(1, n // 10) if n >= 10 else 0
     if n_train is None:
         n_train = n - n_val
-    train_data, val_data, _ = full.split(n_train, n_val, 0, seed=opts["seed"])
+    train_data, val_data = _split(full, n_train, n_val, opts["seed"], group)
     mesh = sharding.data_mesh()
     n_dev = int(mesh.devices.size)
     if tests and sharding.spans_processes(mesh):
@@ -169,14 +195,15 @@ def train(data, model: str, out, *, epochs: int | None = None, tests=(), batch_s
 
         check_model_serves(net, plan, full.spatial, config["model_in_channels"])
     for test in tests:
-        fields, label = open_for_run(test, config)
+        test_data = one_step_data(test, config)[0] if config.get("one_step") else test
+        fields, label = open_for_run(test_data, config)
         check_compatible(fields, config, label, values=False)
 
     # the normalisers read every training sample: fitted before the run folder is written, so
     # unreadable data (a corrupt chunk) leaves nothing behind
     kept = all((Path(out) / name).exists()
                for name in ("config.json", "normalisers_x.npz", "normalisers_y.npz"))
-    fitted = None if kept else train_data.fit_normalizers(config["normaliser"])
+    fitted = None if kept else fit_normalisers(train_data, config)
     run = Run(out)
     try:
         _check_version(run)
@@ -186,7 +213,7 @@ def train(data, model: str, out, *, epochs: int | None = None, tests=(), batch_s
         if resumed and kept:
             norms = load_normalisers(run)
         else:  # a new run, or one whose first attempt stopped before its normalisers were saved
-            xn, yn = fitted if fitted is not None else train_data.fit_normalizers(config["normaliser"])
+            xn, yn = fitted if fitted is not None else fit_normalisers(train_data, config)
             run.save_arrays("normalisers_x", xn.state())
             run.save_arrays("normalisers_y", yn.state())
             norms = {"x": xn, "y": yn}
@@ -231,6 +258,43 @@ def train(data, model: str, out, *, epochs: int | None = None, tests=(), batch_s
         return result
     finally:
         run.close()
+
+
+def _split(full, n_train: int, n_val: int, seed: int, group: int = 1):
+    """``(train, val)`` views of ``full``: ``FieldData.split`` of the samples, or with
+    ``group > 1`` (one-step pairs, ``group`` consecutive rows per trajectory) of whole
+    trajectories, ``n_train`` / ``n_val`` of them, drawn by a permutation of ``seed``."""
+    if group == 1:
+        train_data, val_data, _ = full.split(n_train, n_val, 0, seed=seed)
+        return train_data, val_data
+    from pde_data.one_step import trajectory_rows
+
+    n = len(full) // group
+    if n_train + n_val > n:
+        raise ValueError(f"n_train={n_train} + n_val={n_val} trajectories exceed the {n} of the dataset")
+    order = np.random.default_rng(seed).permutation(n)
+    parts = (np.sort(order[:n_train]), np.sort(order[n_train:n_train + n_val]))
+    return tuple(full.subset(trajectory_rows(part, group)) for part in parts)
+
+
+def identity_normaliser(channels: int):
+    """The normaliser ``"none"``: a unit Gaussian of mean 0 and std 1 (stored and read back as
+    any fitted one)."""
+    from pde_data.normalize import UnitGaussian
+
+    return UnitGaussian(np.zeros(channels, np.float32), np.ones(channels, np.float32))
+
+
+def fit_normalisers(train_data, config: dict):
+    """``(x_normaliser, y_normaliser)`` of a run, fitted on its train split: the input's kind
+    ``config["normaliser"]``, the output's ``config["output_normaliser"]`` (default the same);
+    ``"none"`` is :func:`identity_normaliser`."""
+    kinds = {"x": config["normaliser"], "y": config.get("output_normaliser") or config["normaliser"]}
+    fitted = {kind: train_data.fit_normalizers(kind) for kind in set(kinds.values()) - {"none"}}
+    x, y = (np.asarray(a) for a in train_data.take(np.arange(1)))
+    xn = identity_normaliser(x.shape[-1]) if kinds["x"] == "none" else fitted[kinds["x"]][0]
+    yn = identity_normaliser(y.shape[-1]) if kinds["y"] == "none" else fitted[kinds["y"]][1]
+    return xn, yn
 
 
 def _record_normalisers(run, norms: dict, n_train: int) -> None:

@@ -50,12 +50,21 @@ def test_errors_are_one_line_and_exit_2(tmp_path, capsys):
 
 @pytest.mark.parametrize("flag, value", [("--epochs", "0"), ("--batch-size", "-4"), ("--lr", "nan"),
                                          ("--lr", "0"), ("--max-steps", "0"), ("--epochs", "1.5"),
-                                         ("--weight-decay", "inf")])
+                                         ("--weight-decay", "inf"), ("--pct-start", "0"),
+                                         ("--final-div-factor", "-1"), ("--one-step", "0")])
 def test_bad_numbers_are_refused_at_the_boundary(tmp_path, capsys, flag, value):
     rc = main(["train", "--data", str(tmp_path / "d.nc"), "--model", MODEL, "--out", str(tmp_path / "r"),
                flag, value])
     err = capsys.readouterr().err
     assert rc == 2 and flag in err and len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "r").exists()
+
+
+def test_one_step_on_data_without_trajectories_is_one_line(darcy, tmp_path, capsys):
+    rc = main(["train", "--data", str(darcy / "train.nc"), "--model", MODEL, "--out",
+               str(tmp_path / "r"), "--one-step", "3"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert rc == 2 and len(err) == 1 and "time series" in err[0]
     assert not (tmp_path / "r").exists()
 
 

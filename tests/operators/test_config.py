@@ -175,14 +175,16 @@ def test_adam_l2_with_the_recipe_follows_pytorch_adam_and_onecycle_per_epoch():
 
 
 @pytest.mark.slow  # importing torch takes seconds
-def test_onecycle_matches_the_pytorch_scheduler():
+@pytest.mark.parametrize("pct_start, final_div", [(0.2, 100.0), (0.1, 50.0)])  # Darcy, NS
+def test_onecycle_matches_the_pytorch_scheduler(pct_start, final_div):
     torch = pytest.importorskip("torch")
     epochs = 50
     w = torch.zeros(1, requires_grad=True)
     opt = torch.optim.Adam([w], lr=5e-4)
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=5e-4, div_factor=2, final_div_factor=100,
-                                                pct_start=0.2, steps_per_epoch=1, epochs=epochs)
-    lr, b1 = onecycle(5e-4, epochs), onecycle_momentum(epochs)
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=5e-4, div_factor=2, final_div_factor=final_div,
+                                                pct_start=pct_start, steps_per_epoch=1, epochs=epochs)
+    lr = onecycle(5e-4, epochs, pct_start=pct_start, final_div_factor=final_div)
+    b1 = onecycle_momentum(epochs, pct_start=pct_start)
     for e in range(epochs):
         group = opt.param_groups[0]
         assert float(lr(e)) == pytest.approx(group["lr"], rel=2e-6)
@@ -224,4 +226,83 @@ def test_cli_refuses_momentum_cycling_without_a_one_cycle(tmp_path, capsys):
                  str(tmp_path / "run"), "--schedule", "step", "--cycle-momentum"])
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 2 and len(err) == 1 and "needs schedule 'onecycle'" in err[0]
+    assert not (tmp_path / "run").exists()
+
+
+# ------------------------------------------------------------------------------------------
+# the reference's one-cycle shape per dataset, its recipe per model and data, old runs
+# ------------------------------------------------------------------------------------------
+def test_pct_start_and_final_div_factor_follow_pytorchs_onecycle_formula():
+    """The reference's Navier-Stokes run: OneCycleLR(pct_start=0.1, final_div_factor=50) per
+    epoch; lr and beta1 against the formula at every epoch of a 40-epoch run."""
+    from operators.config import momentum_schedule
+
+    epochs, per, peak = 40, 3, 1e-3
+    sched = make_schedule("onecycle", peak, epochs * per, steps_per_epoch=per, epochs=epochs,
+                          every="epoch", pct_start=0.1, final_div_factor=50)
+    config = {"schedule": "onecycle", "schedule_every": "epoch", "cycle_momentum": True,
+              "epochs": epochs, "steps_per_epoch": per, "pct_start": 0.1}
+    b1 = momentum_schedule(config)
+    for e in range(epochs):
+        want_lr, want_b1 = torch_onecycle(e, epochs, peak, pct_start=0.1, final_div_factor=50)
+        for step in (e * per, e * per + per - 1):
+            assert float(sched(step)) == pytest.approx(want_lr, rel=2e-6), e
+            assert float(b1(step)) == pytest.approx(want_b1, rel=2e-6), e
+    assert float(sched(3 * per)) == pytest.approx(peak)          # the turn: epoch 0.1 * 40 - 1
+    assert float(sched(epochs * per - 1)) == pytest.approx(peak / 2 / 50)
+    default = make_schedule("onecycle", peak, epochs * per, steps_per_epoch=per, epochs=epochs,
+                            every="epoch")
+    assert float(default(3 * per)) < peak and float(default(7 * per)) == pytest.approx(peak)
+
+
+@pytest.mark.parametrize("bad", [0, 1, 1.5, -0.2, float("nan")])
+def test_pct_start_outside_the_unit_interval_is_refused(bad):
+    with pytest.raises(ValueError, match="pct_start"):
+        training_options("mgno", pct_start=bad)
+
+
+def test_recipe_takes_the_reference_values_per_model_and_data():
+    ns = training_options("mgno-ns", recipe="mgno-reference", pde="navier_stokes")
+    assert (ns["pct_start"], ns["final_div_factor"], ns["lr"], ns["weight_decay"]) == (0.1, 50.0, 1e-3, 1e-5)
+    assert (ns["loss"], ns["batch_size"], ns["one_step"]) == ("l2", 500, 10)
+    assert (ns["normaliser"], ns["output_normaliser"]) == ("none", "none")
+    helm = training_options("mgno-helmholtz", recipe="mgno-reference", pde="helmholtz")
+    assert (helm["loss"], helm["lr"], helm["batch_size"], helm["epochs"]) == ("h1-helmholtz", 3e-4, 10, 100)
+    assert (helm["normaliser"], helm["output_normaliser"], helm["pct_start"]) == ("unit", "unit", 0.2)
+    rough = training_options("mgno", recipe="mgno-reference", pde="darcy-rough")
+    assert (rough["normaliser"], rough["output_normaliser"], rough["h1_loss"]) == ("none", "unit", "spectral")
+    assert training_options("mgno", recipe="mgno-reference", pde="darcy")["output_normaliser"] == "pointwise"
+    # an explicit --normaliser sets both sides; --output-normaliser the output alone
+    both = training_options("mgno", recipe="mgno-reference", pde="darcy-rough", normaliser="unit")
+    assert (both["normaliser"], both["output_normaliser"]) == ("unit", "unit")
+    out = training_options("mgno", pde="darcy-rough", recipe="mgno-reference", output_normaliser="none")
+    assert (out["normaliser"], out["output_normaliser"]) == ("none", "none")
+    plain = training_options("mgno")
+    assert (plain["pct_start"], plain["final_div_factor"], plain["one_step"]) == (0.2, 100.0, None)
+    assert plain["output_normaliser"] == plain["normaliser"] == "unit" and "h1_loss" not in plain
+    with pytest.raises(ValueError, match="unknown output_normaliser"):
+        training_options("mgno", output_normaliser="minmax")
+    with pytest.raises(ValueError, match="one_step must be a positive integer"):
+        training_options("mgno", one_step=0)
+
+
+def test_runs_from_before_the_recipe_details_keep_their_config():
+    """A run folder written before pct_start / final_div_factor / output_normaliser / one_step
+    existed resumes with the same command; a changed value is a different run."""
+    new = training_options("mgno")
+    old = {k: v for k, v in new.items()
+           if k not in ("pct_start", "final_div_factor", "output_normaliser", "one_step")}
+    assert as_stored(new, old) == old
+    assert as_stored({**new, "pct_start": 0.1}, old)["pct_start"] == 0.1
+    split = {**new, "output_normaliser": "pointwise"}
+    assert as_stored(split, old) == split
+
+
+def test_cli_refuses_a_bad_pct_start_in_one_line(tmp_path, capsys):
+    from operators.__main__ import main
+
+    code = main(["train", "--data", str(tmp_path / "none.nc"), "--model", "mgno", "--out",
+                 str(tmp_path / "run"), "--pct-start", "1.5"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1 and "pct_start" in err[0]
     assert not (tmp_path / "run").exists()

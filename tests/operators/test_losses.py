@@ -105,3 +105,39 @@ def test_bad_input():
         losses.rel_l2(jnp.ones((2, 8)), jnp.ones((2, 8)))
     with pytest.raises(ValueError, match="unknown H1 kind"):
         losses.rel_h1(jnp.ones((2, 8, 1)), jnp.ones((2, 8, 1)), kind="sobolev")
+
+
+def test_mgno_helmholtz_h1_is_numpy_gradient_formula():
+    """The reference's HSloss_d: sqrt(sum 10 e^2 + (d_x e)^2 + (d_y e)^2) with torch.gradient
+    (= numpy.gradient, edge_order=1) at spacing 1/n, batch mean; here against numpy."""
+    rng = np.random.default_rng(0)
+    pred, true = rng.normal(size=(2, 3, 17, 13, 2)).astype(np.float64)
+    e = pred - true
+    want = []
+    for b in range(3):
+        total = 10 * e[b] ** 2
+        for ax, n in ((0, 17), (1, 13)):
+            total = total + np.gradient(e[b], 1.0 / n, axis=ax) ** 2
+        want.append(np.sqrt(total.sum()))
+    with jax.enable_x64(True):
+        got, mean = jax.jit(lambda p, t: (losses.mgno_helmholtz_h1_per_sample(p, t),
+                                          losses.mgno_helmholtz_h1(p, t)))(pred, true)
+        np.testing.assert_allclose(np.asarray(got), want, rtol=1e-12)
+        assert float(mean) == pytest.approx(np.mean(want), rel=1e-12)
+
+
+def test_mgno_helmholtz_h1_of_a_sine_error_converges_to_its_sobolev_norm():
+    """e = sin(2 pi x) sin(2 pi y) on x_i = i/n: the grid sum is n^2 times the integral of
+    10 e^2 + |grad e|^2 = 10/4 + 2 pi^2, so loss / n tends to sqrt(2.5 + 2 pi^2), at second
+    order (measured 6.7e-3 at n = 32, 3.7e-4 at n = 128)."""
+    exact = np.sqrt(2.5 + 2 * np.pi**2)
+    errs = []
+    loss_fn = jax.jit(losses.mgno_helmholtz_h1)
+    for n in (32, 128):
+        x = np.arange(n) / n
+        e = (np.sin(2 * np.pi * x)[:, None] * np.sin(2 * np.pi * x)[None, :])[None, ..., None]
+        loss = float(loss_fn(e.astype(np.float32), np.zeros_like(e, np.float32)))
+        errs.append(abs(loss / n / exact - 1))
+    assert errs[1] < 1e-3 and errs[1] < errs[0] / 8
+    with pytest.raises(ValueError, match="shapes differ"):
+        losses.mgno_helmholtz_h1(jnp.zeros((1, 4, 4, 1)), jnp.zeros((1, 4, 5, 1)))

@@ -391,3 +391,77 @@ def test_a_boolean_coefficient_trains_as_a_0_1_field(darcy, tmp_path):
     res = train_small(path, tmp_path / "run", epochs=1, n_val=4)
     assert res["step"] == 2 and np.isfinite(res["best_val"])
     assert json.loads((tmp_path / "run" / "config.json").read_text())["input_positive"] == [False]
+
+
+# ------------------------------------------------------------------------------------------
+# the reference's normalisers and one-step training (issue 17)
+# ------------------------------------------------------------------------------------------
+def test_normalisers_per_side_and_none_is_the_identity(darcy):
+    from operators.fields import open_data
+    from operators.train import fit_normalisers
+
+    data = open_data(darcy / "train.nc").subset(np.arange(8))
+    x, y = data.take(np.arange(8))
+    xn, yn = fit_normalisers(data, {"normaliser": "none", "output_normaliser": "unit"})
+    np.testing.assert_array_equal(np.asarray(xn.encode(x)), x)       # the raw input
+    unit = data.fit_normalizers("unit")[1]
+    np.testing.assert_allclose(yn.mean, unit.mean)
+    np.testing.assert_allclose(yn.std, unit.std)
+    assert np.ndim(yn.mean) == 1                                      # one Gaussian per channel
+    xp, yp = fit_normalisers(data, {"normaliser": "pointwise"})      # the output follows the input
+    assert xp.kind == yp.kind == "pointwise" and np.shape(yp.mean) == y.shape[1:]
+
+
+def geometric_trajectories_dataset(n=8, n_times=5, s=8):
+    """Periodic 'Navier-Stokes' trajectories w(t_i) = 0.9^i w0, so a one-step model can be exact."""
+    import xarray as xr
+
+    w0 = np.random.default_rng(0).normal(size=(n, s, s)).astype(np.float32)
+    w = np.stack([0.9**i * w0 for i in range(1, n_times + 1)], axis=-1)
+    x = np.arange(s) / s
+    return xr.Dataset({"w0": (("sample", "x", "y"), w0), "w": (("sample", "x", "y", "t"), w)},
+                      coords={"x": x, "y": x, "t": np.arange(1.0, n_times + 1)},
+                      attrs={"pde": "navier_stokes", "periodic": 1, "input_vars": ["w0"],
+                             "output_vars": ["w"]})
+
+
+def test_one_step_split_keeps_each_trajectory_in_one_split():
+    from operators.fields import open_data
+    from operators.train import _split
+    from pde_data.one_step import one_step_pairs
+
+    pairs = one_step_pairs(geometric_trajectories_dataset(), steps=3)
+    train, val = _split(open_data(pairs), 5, 2, seed=3, group=3)
+    assert (len(train), len(val)) == (15, 6)
+    traj = pairs["trajectory"].values
+    train_ids = traj[train._idx]
+    val_ids = traj[val._idx]
+    assert not set(train_ids) & set(val_ids)
+    assert all(np.sum(train_ids == k) == 3 for k in set(train_ids))
+    with pytest.raises(ValueError, match="trajectories exceed"):
+        _split(open_data(pairs), 7, 2, seed=0, group=3)
+
+
+@pytest.mark.slow
+def test_one_step_run_trains_on_pairs_and_scores_the_rollout(tmp_path, capsys):
+    """``--one-step`` on a trajectory file: the run holds pairs (n_train counts trajectories),
+    the reference recipe's values land in the config, --test and evaluate report the rollout."""
+    from operators.__main__ import main
+
+    pde_data.save(geometric_trajectories_dataset(), tmp_path / "traj.nc")
+    pde_data.save(geometric_trajectories_dataset(n=3), tmp_path / "test.nc")
+    args = ["train", "--data", str(tmp_path / "traj.nc"), "--model", "mgno-ns", "--out",
+            str(tmp_path / "run"), "--recipe", "mgno-reference", "--one-step", "3", "--epochs", "2",
+            "--batch-size", "3", "--n-val", "2", "--hparam", "width=4", "--hparam", "n_layers=1",
+            "--test", str(tmp_path / "test.nc"), "--plot-samples", "0", "--no-progress"]
+    assert main(args) == 0
+    res = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    test = res["tests"][str(tmp_path / "test.nc")]
+    assert test["n"] == 9 and test["rollout_steps"] == 3 and len(test["rollout_rel_l2_per_step"]) == 3
+    config = json.loads((tmp_path / "run" / "config.json").read_text())
+    assert (config["one_step"], config["n_train"], config["n_val"], config["steps_per_epoch"]) == (3, 6, 2, 6)
+    assert (config["pct_start"], config["final_div_factor"], config["normaliser"]) == (0.1, 50.0, "none")
+    assert config["input_vars"] == ["w"] and config["output_vars"] == ["w_next"]
+    assert main(["evaluate", "--run", str(tmp_path / "run"), "--data", str(tmp_path / "test.nc")]) == 0
+    assert "rollout_rel_l2=" in capsys.readouterr().out
+    assert main(args) == 0  # the same command resumes the finished run
