@@ -5,12 +5,14 @@ needs the ``reference`` extra: ``pip install -e '.[reference]'``). For each grid
 configuration (4 layers x 24 channels, 6 levels, kernel-4 prolongations) is built in torch, its
 weights copied into ours, and the outputs checked to agree; then, interleaved over ``--rounds``
 rounds (the machine may be shared), each side times ``--iters`` inference passes and ``--iters``
-training steps (forward, MSE loss, backward, Adam update; ours one ``nnx.jit``-ed step), torch at
-each of ``--torch-threads`` (its default and 1: on a loaded machine its OpenMP threads contend).
-Reports medians per call and the ratio torch / ours (> 1: ours faster). Writes
-bench/mgno_vs_torch.json.
+training steps (forward, MSE loss, backward, Adam update; ours the training engine's jitted step,
+``pde_data.runs.loop.make_step``), torch at each of ``--torch-threads`` (its default and 1: on a
+loaded machine its OpenMP threads contend). Reports medians per call (wall time, and on the CPU
+the process CPU time: the work done, which a shared machine's waits do not inflate) and the
+ratios torch / ours (> 1: ours faster). ``--device cuda`` puts torch on the GPU (ours runs on
+JAX's default backend). Writes bench/mgno_vs_torch.json (``--out``).
 
-    .venv/bin/python bench/mgno_vs_torch.py [--grids 64 256] [--batch 4 2] [--rounds 5] [--iters 3]
+    .venv/bin/python bench/mgno_vs_torch.py [--grids 64 256] [--batch 4 2] [--rounds 5] [--iters 3] [--device cuda]
 """
 
 from __future__ import annotations
@@ -38,93 +40,114 @@ sys.path.insert(0, str(HERE.parent / "tests" / "operators"))
 import mgno_torch_reference as ref
 
 import operators
+from pde_data.runs.loop import make_step
 
 
-def build(n: int, seed: int = 0):
-    """The reference Darcy-rough MgNO at grid ``n`` and ours with its weights."""
+def build(n: int, seed: int = 0, device: str = "cpu"):
+    """The reference Darcy-rough MgNO at grid ``n`` (on torch ``device``) and ours with its weights."""
     torch.manual_seed(seed)
     theirs = ref.MgNO_DC(4, 24, 1, [[1, 0]] * 5 + [[2, 0]], [4] * 5)
     ours = operators.build_model("mgno", 1, 1, rngs=nnx.Rngs(seed), grid_size=n, prolongation_kernel=4)
     ref.copy_into(ours, theirs)
-    return ours, theirs
+    return ours, theirs.to(device)
 
 
 def ours_fns(model, lr=1e-3):
-    """Jitted inference and training step (Adam) of our model."""
-    opt = nnx.Optimizer(model, optax.adam(lr), wrt=nnx.Param)
+    """Our inference and training step (Adam) as the training engine runs them: the model split
+    once into a graph and its state, ``jax.jit`` over the state (``pde_data.runs.loop.make_step``,
+    state donated), so no Python graph traversal per call."""
+    graphdef, params, rest = nnx.split(model, nnx.Param, ...)
+    tx = optax.adam(lr)
+    state = [(params, tx.init(params))]
+    infer = jax.jit(lambda p, r, x: nnx.merge(graphdef, p, r)(x))
+    step = make_step(graphdef, tx, lambda m, batch, key: (jnp.mean((m(batch[0]) - batch[1]) ** 2), {}))
+    key = jax.random.key(0)
 
-    @nnx.jit
-    def infer(m, x):
-        return m(x)
+    def run_step(x, y):
+        state[0], loss, _ = step(state[0], rest, (x, y), key)
+        return loss.block_until_ready()
 
-    @nnx.jit
-    def step(m, o, x, y):
-        loss, grads = nnx.value_and_grad(lambda m: jnp.mean((m(x) - y) ** 2))(m)
-        o.update(m, grads)
-        return loss
-
-    return (lambda x: infer(model, x).block_until_ready()), (lambda x, y: step(model, opt, x, y).block_until_ready())
+    return (lambda x: infer(state[0][0], rest, x).block_until_ready()), run_step
 
 
 def torch_fns(model, lr=1e-3):
+    """Eager inference and training step (Adam) of the torch model, synchronised on CUDA."""
     opt = torch.optim.Adam(model.parameters(), lr=lr)
+    sync = torch.cuda.synchronize if next(model.parameters()).is_cuda else (lambda: None)
 
     def infer(x):
         with torch.no_grad():
-            return model(x)
+            out = model(x)
+        sync()
+        return out
 
     def step(x, y):
         opt.zero_grad(set_to_none=True)
         loss = torch.mean((model(x) - y) ** 2)
         loss.backward()
         opt.step()
+        sync()
         return loss
 
     return infer, step
 
 
-def timed(fn, iters: int) -> float:
-    """Median seconds of ``iters`` calls of ``fn``."""
-    ts = []
+def timed(fn, iters: int) -> tuple[float, float]:
+    """Median wall seconds and median process CPU seconds (all threads) of ``iters`` calls of
+    ``fn``: on a shared machine the CPU time is the work done, whatever the wait for a core."""
+    wall, cpu = [], []
     for _ in range(iters):
-        t = time.perf_counter()
+        t, c = time.perf_counter(), time.process_time()
         fn()
-        ts.append(time.perf_counter() - t)
-    return statistics.median(ts)
+        wall.append(time.perf_counter() - t)
+        cpu.append(time.process_time() - c)
+    return statistics.median(wall), statistics.median(cpu)
 
 
-def bench_grid(n: int, batch: int, rounds: int, iters: int, threads: list[int]) -> dict:
-    ours, theirs = build(n)
+def bench_grid(n: int, batch: int, rounds: int, iters: int, threads: list[int], device: str = "cpu") -> dict:
+    ours, theirs = build(n, device=device)
     rng = np.random.default_rng(0)
     x = rng.standard_normal((batch, n, n, 1)).astype(np.float32)
     y = rng.standard_normal((batch, n, n, 1)).astype(np.float32)
     xj, yj = jnp.asarray(x), jnp.asarray(y)
-    xt, yt = torch.from_numpy(x.transpose(0, 3, 1, 2).copy()), torch.from_numpy(y.transpose(0, 3, 1, 2).copy())
+    xt, yt = (torch.from_numpy(v.transpose(0, 3, 1, 2).copy()).to(device) for v in (x, y))
     o_inf, o_step = ours_fns(ours)
     t_inf, t_step = torch_fns(theirs)
     got = np.asarray(o_inf(xj)).transpose(0, 3, 1, 2)
-    want = t_inf(xt).numpy()
+    want = t_inf(xt).cpu().numpy()
     err = float(np.abs(got - want).max() / np.abs(want).max())
     t = time.perf_counter()
     o_step(xj, yj)  # compile
     compile_s = time.perf_counter() - t
     t_step(xt, yt)
-    res = {"ours_infer": [], "ours_step": []}
+    res, cpu = {"ours_infer": [], "ours_step": []}, {}
+
+    def record(name, fn):
+        wall_s, cpu_s = timed(fn, iters)
+        res.setdefault(name, []).append(wall_s)
+        cpu.setdefault(name, []).append(cpu_s)
+
     for _ in range(rounds):  # interleaved: both sides see the same load
-        res["ours_infer"].append(timed(lambda: o_inf(xj), iters))
-        res["ours_step"].append(timed(lambda: o_step(xj, yj), iters))
+        record("ours_infer", lambda: o_inf(xj))
+        record("ours_step", lambda: o_step(xj, yj))
         for t in threads:
             torch.set_num_threads(t)
-            res.setdefault(f"torch{t}_infer", []).append(timed(lambda: t_inf(xt), iters))
-            res.setdefault(f"torch{t}_step", []).append(timed(lambda: t_step(xt, yt), iters))
+            record(f"torch{t}_infer", lambda: t_inf(xt))
+            record(f"torch{t}_step", lambda: t_step(xt, yt))
     med = {k: statistics.median(v) for k, v in res.items()}
+    med_cpu = {k: statistics.median(v) for k, v in cpu.items()}
     speed = {}
     for t in threads:
-        speed[f"infer_speedup_vs_torch{t}"] = round(med[f"torch{t}_infer"] / med["ours_infer"], 2)
-        speed[f"step_speedup_vs_torch{t}"] = round(med[f"torch{t}_step"] / med["ours_step"], 2)
+        for what in ("infer", "step"):
+            speed[f"{what}_speedup_vs_torch{t}"] = round(med[f"torch{t}_{what}"] / med[f"ours_{what}"], 2)
+            if device == "cpu":
+                speed[f"{what}_cpu_time_ratio_vs_torch{t}"] = round(
+                    med_cpu[f"torch{t}_{what}"] / med_cpu[f"ours_{what}"], 2)
     return {"grid": n, "batch": batch, "params": operators.count_params(ours),
             "max_rel_output_difference": err, "ours_compile_step_s": round(compile_s, 2),
-            **{f"{k}_ms": round(1e3 * v, 2) for k, v in med.items()}, **speed,
+            **{f"{k}_ms": round(1e3 * v, 2) for k, v in med.items()},
+            **({f"{k}_cpu_ms": round(1e3 * v, 2) for k, v in med_cpu.items()} if device == "cpu" else {}),
+            **speed,
             "rounds_ms": {k: [round(1e3 * t, 1) for t in v] for k, v in res.items()}}
 
 
@@ -136,14 +159,17 @@ def main(argv=None) -> int:
     p.add_argument("--iters", type=int, default=3)
     p.add_argument("--torch-threads", type=int, nargs="+", default=[torch.get_num_threads(), 1],
                    help="torch intra-op thread counts, each timed (default: torch's own, and 1)")
+    p.add_argument("--device", choices=["cpu", "cuda", "auto"], default="cpu",
+                   help="torch's device (auto: cuda when available); ours runs on JAX's default backend")
     p.add_argument("--out", default=str(HERE / "mgno_vs_torch.json"))
     args = p.parse_args(argv)
-    threads = list(dict.fromkeys(args.torch_threads))
+    device = ("cuda" if torch.cuda.is_available() else "cpu") if args.device == "auto" else args.device
+    threads = list(dict.fromkeys(args.torch_threads)) if device == "cpu" else [torch.get_num_threads()]
     if len(args.batch) != len(args.grids):
         p.error("--batch needs one value per grid")
     rows = []
     for n, b in zip(args.grids, args.batch):
-        row = bench_grid(n, b, args.rounds, args.iters, threads)
+        row = bench_grid(n, b, args.rounds, args.iters, threads, device)
         rows.append(row)
         line = f"{n}x{n} batch {b}: ours inference {row['ours_infer_ms']} ms, step {row['ours_step_ms']} ms"
         for t in threads:
@@ -151,9 +177,12 @@ def main(argv=None) -> int:
                      f"(x{row[f'infer_speedup_vs_torch{t}']}), step {row[f'torch{t}_step_ms']} ms "
                      f"(x{row[f'step_speedup_vs_torch{t}']})")
         print(line, flush=True)
+    load = os.getloadavg() if hasattr(os, "getloadavg") else None
     out = {"what": "MgNO Darcy-rough configuration, ours (JAX, jit) vs the reference rewritten in torch",
            "machine": f"{platform.machine()}, {os.cpu_count()} CPUs; shared with other jobs: medians of "
-                      "interleaved rounds", "jax": jax.__version__, "torch": torch.__version__,
+                      "interleaved rounds", "load_average_at_end": load,
+           "jax": jax.__version__, "jax_devices": [str(d) for d in jax.devices()],
+           "torch": torch.__version__, "torch_device": device if device == "cpu" else torch.cuda.get_device_name(),
            "torch_threads": threads, "xla_threads": "XLA CPU default (all cores)", "rows": rows}
     fd, tmp = tempfile.mkstemp(dir=Path(args.out).parent, suffix=".tmp")
     with os.fdopen(fd, "w") as fh:

@@ -133,3 +133,56 @@ def test_jit_grad():
     loss = lambda m: jnp.sum(m(x) ** 2)
     grads = nnx.grad(loss)(mg)
     assert all(bool(jnp.isfinite(g).all()) for g in jax.tree.leaves(grads))
+
+
+@pytest.mark.parametrize("dim, stride, widths", [(2, 2, ((1, 0), (0, 1))), (1, 1, ((0, 0),))])
+def test_stencil_conv_gradient_matches_autodiff(dim, stride, widths):
+    """The per-tap kernel gradient of ``stencil_conv`` equals JAX's own gradient of the plain
+    ``lax.conv_general_dilated`` (values, input and kernel gradients), float64."""
+    from operators.layers.conv import dimension_numbers, stencil_conv
+
+    rng = np.random.default_rng(3)
+    with jax.enable_x64(True):
+        x = jnp.asarray(rng.normal(size=(2, *(7,) * dim, 3)))
+        w = jnp.asarray(rng.normal(size=(*(3,) * dim, 3, 4)))
+        plain = lambda x, w: jax.lax.conv_general_dilated(x, w, (stride,) * dim, widths,
+                                                          dimension_numbers=dimension_numbers(dim))
+        ours = lambda x, w: stencil_conv(x, w, (stride,) * dim, widths)
+        dy = jnp.asarray(rng.normal(size=plain(x, w).shape))
+        np.testing.assert_allclose(ours(x, w), plain(x, w), rtol=1e-12)
+        grads = jax.jit(lambda f, x, w, dy: jax.vjp(f, x, w)[1](dy), static_argnums=0)
+        for got, want in zip(grads(ours, x, w, dy), grads(plain, x, w, dy)):
+            np.testing.assert_allclose(got, want, rtol=1e-10, atol=1e-12)
+
+
+def test_transposed_conv_gradient_matches_scatter(padding="zeros"):
+    """The prolongation's output, input and kernel gradients equal JAX's gradients of the
+    transposed convolution written as one einsum with the 0/1 spreading matrix of each axis
+    (coarse ``j``, tap ``t`` -> fine ``2j - 1 + t``); ``padding="wrap"`` folds it periodically."""
+    layer = ConvTranspose(2, 3, 4, padding=padding, rngs=nnx.Rngs(4))
+    x = jnp.asarray(np.random.default_rng(4).normal(size=(2, 5, 5, 2)), jnp.float32)
+    dy = jnp.asarray(np.random.default_rng(5).normal(size=(2, 10, 10, 3)), jnp.float32)
+    w = layer.kernel[...]
+
+    graphdef, state = nnx.split(layer)  # one leaf: the kernel (no bias)
+
+    def ours(x, w):
+        return nnx.merge(graphdef, jax.tree.map(lambda _: w, state))(x, (10, 10))
+
+    spread = np.zeros((10, 5, 4))  # spread[i, j, t] = 1 where coarse j, tap t lands on fine i
+    for j in range(5):
+        for t in range(4):
+            i = 2 * j - 1 + t
+            if padding == "wrap" or 0 <= i < 10:
+                spread[i % 10, j, t] = 1.0
+
+    def scatter(x, w):  # coarse j -> fine 2j - 1 + t per axis (wrapped, or dropped off the grid)
+        return jnp.einsum("ijs,klt,bjlc,stcd->bikd", spread, spread, x, w)
+
+    @jax.jit
+    def values_and_grads(x, w, dy):
+        (y_ours, vjp_ours), (y_ref, vjp_ref) = jax.vjp(ours, x, w), jax.vjp(scatter, x, w)
+        return (y_ours, *vjp_ours(dy)), (y_ref, *vjp_ref(dy))
+
+    for got, want in zip(*values_and_grads(x, w, dy)):  # output, input gradient, kernel gradient
+        np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4)
