@@ -3,6 +3,7 @@
   python -m neural_processes train --model mpanp --data rbf --out runs/mpanp-rbf --steps 2000
   python -m neural_processes train --model anp --data tasks.nc --out runs/anp-mine
   python -m neural_processes evaluate --run runs/mpanp-rbf [--data matern] [--json]
+  python -m neural_processes evaluate --model anp-rbf          # a shipped name or an export
   python -m neural_processes export runs/mpanp-rbf mpanp-rbf [--dest DIR] [--overwrite]
   python -m neural_processes predict --model RUN_OR_NAME --data tasks.nc --n-context 10 \\
       --out pred.nc [--overwrite]
@@ -88,7 +89,9 @@ def _parser() -> CommandParser:
     t.add_argument("--no-progress", action="store_true")
 
     e = sub.add_parser("evaluate", help="context/target log-likelihood on a fixed test set")
-    e.add_argument("--run", required=True)
+    which = e.add_mutually_exclusive_group(required=True)
+    which.add_argument("--run", help="a run folder (results and plot are written into it)")
+    which.add_argument("--model", help="a shipped name or an export folder (nothing is written)")
     e.add_argument("--data", default=None, help=f"{data_help}; default: the training data")
     e.add_argument("--n-tasks", type=_int(1), default=3000)
     e.add_argument("--seed", type=_int(0), default=0)
@@ -153,11 +156,14 @@ def _train(args) -> None:
 
 
 def _evaluate(args) -> None:
-    from neural_processes.evaluate import evaluate_run
+    from neural_processes.evaluate import evaluate_run, evaluate_shipped
 
-    res = evaluate_run(args.run, data=args.data, n_tasks=args.n_tasks, seed=args.seed,
-                       num_samples=args.num_samples, plot=not args.no_plot,
-                       progress=not args.no_progress)
+    common = dict(data=args.data, n_tasks=args.n_tasks, seed=args.seed,
+                  num_samples=args.num_samples, progress=not args.no_progress)
+    if args.run is not None:
+        res = evaluate_run(args.run, plot=not args.no_plot, **common)
+    else:
+        res = evaluate_shipped(args.model, **common)
     if args.json:
         print(json.dumps(res, sort_keys=True))
     else:

@@ -91,6 +91,27 @@ def evaluate_run(run_path, *, data: str | None = None, n_tasks: int = 3000, seed
     return result
 
 
+def evaluate_shipped(name_or_folder, *, data: str | None = None, n_tasks: int = 3000,
+                     seed: int = 0, num_samples: int | None = None, progress: bool = True
+                     ) -> dict:
+    """Evaluate a shipped model (by name) or an export folder on ``data`` (default: the data it
+    was trained on, as its ``config.json`` records); writes nothing."""
+    from pde_data.runs import shipped
+
+    from neural_processes.checkpoint import PACKAGE, SHIPPED, from_pretrained
+
+    trained = shipped.read(shipped.resolve(name_or_folder, SHIPPED), PACKAGE).trained
+    if data is None:
+        data = trained.get("data")
+        if not isinstance(data, str) or data not in DATASETS:
+            raise ValueError(f"{name_or_folder}: its config.json names no built-in training "
+                             "dataset; give --data")
+    result = evaluate_model(from_pretrained(name_or_folder), data, n_tasks=n_tasks, seed=seed,
+                            num_samples=num_samples, progress=progress)
+    result["step"] = trained.get("step")
+    return result
+
+
 def plot_predictions(model, data, path, *, seed: int = 0, n: int = 4) -> bool:
     """Predictions on the first ``n`` test tasks: mean +- 2 std over the points for 1-D data,
     context / mean / truth images (or scatter plots) for 2-D inputs; no plot (``False``) for

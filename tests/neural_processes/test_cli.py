@@ -35,6 +35,15 @@ def test_evaluate_export_predict(tiny_run, tmp_path, capsys, monkeypatch):
     code, out, err = run_cli(capsys, "export", tiny_run, "tiny")
     assert code == 0, err
     assert out.strip() == str(tmp_path / "exports" / "tiny")
+    # the export scores as its run did on the same seeded tasks, and writes nothing
+    before = sorted(p.name for p in (tmp_path / "exports" / "tiny").iterdir())
+    code, out, err = run_cli(capsys, "evaluate", "--model", tmp_path / "exports" / "tiny",
+                             "--n-tasks", "20", "--num-samples", "2", "--json", "--no-progress")
+    assert code == 0, err
+    shipped_res = json.loads(out)
+    assert shipped_res["target_ll"] == pytest.approx(res["target_ll"], rel=1e-5, abs=1e-6)
+    assert shipped_res["step"] == 6 and shipped_res["data"] == "rbf"
+    assert sorted(p.name for p in (tmp_path / "exports" / "tiny").iterdir()) == before
     line = one_line_error(*run_cli(capsys, "export", tiny_run, "tiny")[::2])
     assert "already exists; pass --overwrite" in line
     assert run_cli(capsys, "export", tiny_run, "tiny", "--overwrite")[0] == 0
@@ -61,6 +70,8 @@ def test_evaluate_export_predict(tiny_run, tmp_path, capsys, monkeypatch):
     (["train", "--model", "cnp", "--data", "rbf", "--out", "{tmp}/r", "--n-points", "9"],
      "apply to a point-set file"),
     (["evaluate", "--run", "{tmp}/none"], "none does not exist"),
+    (["evaluate", "--model", "nope"], "nope"),
+    (["evaluate", "--run", "{run}", "--model", "anp-rbf"], "not allowed with"),
     (["export", "{tmp}/none", "x"], "none does not exist"),
     (["export", "{run}", "../x"], "invalid model name '../x'"),
     (["predict", "--model", "nope", "--data", "{tmp}/t.nc", "--n-context", "3", "--out",
