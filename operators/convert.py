@@ -57,7 +57,7 @@ from flax import nnx
 
 from .layers.attention import IntegralAttention
 from .layers.differential import DiffConv
-from .layers.disco import DiscoConv, _axis_operator, apply_strided_taps, apply_taps
+from .layers.disco import DiscoConv, apply_quadrature_taps
 from .layers.local_kernel import KernelProlongation, KernelRestriction, LocalKernelConv
 from .layers.physical_multigrid import PhysicalMgConv
 from .layers.pointwise import ChannelMLP, GridEmbedding, Pointwise, QuadratureNorm
@@ -213,13 +213,8 @@ class _ConvertedMethods:
             kernel = jnp.swapaxes(kernel, -1, -2)  # stored (..., out, in)
         bias = self.bias[...] if self.bias is not None else None
         x, kernel, bias = self.promote_dtype((x, kernel, bias), dtype=self.dtype)
-        if g.kind == "nnx.Conv":  # output grid = input grid coarsened by the stride: banded
-            y = apply_strided_taps(x, [(m, 1.0 / r, round(ax.out_spacing), ax.offsets, ax.mode)
-                                       for m, r, ax in zip(out, rs, g.axes)], kernel)
-        else:
-            mats = [_axis_operator(m, n, 1.0 / r, ax.out_spacing / r, ax.offsets, 1.0, ax.mode, ax.phase, 0.0)
-                    for n, m, r, ax in zip(shape, out, rs, g.axes)]
-            y = apply_taps(x, mats, kernel)
+        y = apply_quadrature_taps(x, [(m, 1.0 / r, ax.out_spacing / r, ax.offsets, ax.mode, ax.phase)
+                                      for m, r, ax in zip(out, rs, g.axes)], kernel)
         if bias is not None:
             y = y + bias.astype(y.dtype)
         return y

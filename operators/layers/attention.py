@@ -15,7 +15,8 @@ integral operator as the grid is refined (second order for smooth fields), whate
 ``chunk`` points, recomputed in the backward pass, to bound memory). ``kind="linear"`` uses the
 positive feature map ``phi = elu + 1`` in place of the exponential kernel,
 ``(A u)(x) = phi(q(x)) . int phi(k(y)) v(y)^T dy / phi(q(x)) . int phi(k(y)) dy``, the same
-quadrature at ``O(N d^2)`` cost (Katharopoulos et al. 2020).
+quadrature at ``O(N d^2)`` cost (Katharopoulos et al. 2020). ``param_dtype`` / ``dtype``: the
+parameter and computation dtypes (None: the input's).
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
+from .conv import as_dtype
 from .grid import quadrature_weights
 from .pointwise import Pointwise
 
@@ -55,19 +57,21 @@ class IntegralAttention(nnx.Module):
     """Multi-head attention ``(b, *n, c) -> (b, *n, c)`` as a quadrature over the domain."""
 
     def __init__(self, channels: int, heads: int = 4, *, periodic: bool = False, kind: str = "softmax",
-                 chunk: int = 1024, rngs: nnx.Rngs):
+                 chunk: int = 1024, dtype=None, param_dtype=jnp.float32, rngs: nnx.Rngs):
         if channels % heads:
             raise ValueError(f"channels {channels} must be divisible by heads {heads}")
         if kind not in KINDS:
             raise ValueError(f"unknown attention kind {kind!r}; choose from {KINDS}")
         self.channels, self.heads, self.periodic, self.kind = channels, heads, bool(periodic), kind
-        self.chunk = int(chunk)
-        self.q = Pointwise(channels, channels, rngs=rngs)
-        self.k = Pointwise(channels, channels, rngs=rngs)
-        self.v = Pointwise(channels, channels, rngs=rngs)
-        self.out = Pointwise(channels, channels, rngs=rngs)
+        self.chunk, self.dtype = int(chunk), dtype
+        kw = {"dtype": dtype, "param_dtype": param_dtype, "rngs": rngs}
+        self.q = Pointwise(channels, channels, **kw)
+        self.k = Pointwise(channels, channels, **kw)
+        self.v = Pointwise(channels, channels, **kw)
+        self.out = Pointwise(channels, channels, **kw)
 
     def __call__(self, x):
+        x = as_dtype(x, self.dtype)
         b, shape, c = x.shape[0], x.shape[1:-1], x.shape[-1]
         if c != self.channels:
             raise ValueError(f"IntegralAttention expects {self.channels} channels last, got shape {tuple(x.shape)}")

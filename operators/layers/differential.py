@@ -21,7 +21,7 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
-from .conv import dimension_numbers, stencil_params
+from .conv import as_dtype, dimension_numbers, stencil_params
 from .grid import check_padding, spacing
 
 __all__ = ["DiffConv"]
@@ -31,10 +31,12 @@ _JNP_PAD = {"zeros": "edge", "wrap": "wrap", "reflect": "reflect"}
 
 class DiffConv(nnx.Module):
     """Differential kernel ``c_in -> c_out``: ``S u + (h0/h) (D * u)``, reference spacing
-    ``h0 = 1 / base_resolution`` (any grid; equal spacing along the axes)."""
+    ``h0 = 1 / base_resolution`` (any grid; equal spacing along the axes); ``param_dtype`` / ``dtype``:
+    parameter and computation dtypes (None: the input's)."""
 
     def __init__(self, in_channels: int, out_channels: int, kernel_size: int = 3, *, dim: int = 2,
-                 base_resolution: int, padding: str = "zeros", use_bias: bool = True, rngs: nnx.Rngs):
+                 base_resolution: int, padding: str = "zeros", use_bias: bool = True, dtype=None,
+                 param_dtype=jnp.float32, rngs: nnx.Rngs):
         dimension_numbers(dim)
         if kernel_size < 3 or kernel_size % 2 == 0:
             raise ValueError(f"DiffConv needs an odd kernel_size >= 3, got {kernel_size}")
@@ -43,9 +45,9 @@ class DiffConv(nnx.Module):
         self.dim, self.kernel_size = dim, int(kernel_size)
         self.base_resolution = float(base_resolution)
         self.padding = check_padding(padding)
-        self.in_channels, self.out_channels = in_channels, out_channels
+        self.in_channels, self.out_channels, self.dtype = in_channels, out_channels, dtype
         self.kernel, self.bias = stencil_params(rngs, dim, kernel_size, in_channels, out_channels,
-                                                use_bias)
+                                                use_bias, param_dtype)
 
     def grid_spacing(self, shape) -> float:
         periodic = self.padding == "wrap"
@@ -59,6 +61,7 @@ class DiffConv(nnx.Module):
         if x.ndim != self.dim + 2 or x.shape[-1] != self.in_channels:
             raise ValueError(f"DiffConv expects (batch, {', '.join(['s'] * self.dim)}, {self.in_channels}), "
                              f"got shape {tuple(x.shape)}")
+        x = as_dtype(x, self.dtype)
         h = self.grid_spacing(x.shape[1:-1])
         w = self.kernel[...].astype(x.dtype)
         axes = tuple(range(self.dim))
@@ -67,8 +70,11 @@ class DiffConv(nnx.Module):
         d = w.at[centre].add(-s)  # zero-sum part
         r = self.kernel_size // 2
         xp = jnp.pad(x, [(0, 0)] + [(r, r)] * self.dim + [(0, 0)], mode=_JNP_PAD[self.padding])
-        diff = jax.lax.conv_general_dilated(xp, d, (1,) * self.dim, "VALID",
+        # padded by one point past the end and cropped: XLA's CPU backend runs unpadded stride-1
+        # convolutions on a much slower path (see operators.layers.disco.apply_lattice_taps)
+        diff = jax.lax.conv_general_dilated(xp, d, (1,) * self.dim, [(0, 1)] * self.dim,
                                             dimension_numbers=dimension_numbers(self.dim))
+        diff = diff[(slice(None), *[slice(0, n) for n in x.shape[1:-1]])]
         y = x @ s + diff * jnp.asarray(1.0 / (h * self.base_resolution), x.dtype)
         if self.bias is not None:
             y = y + self.bias[...].astype(y.dtype)

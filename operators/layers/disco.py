@@ -25,9 +25,16 @@ boundary.
 Everything is separable: :func:`axis_operator` gives, per axis, a ``(K, n_out, n_in)`` matrix of
 tap weights between an input grid and an output grid (same grid, a grid coarsened by a stride,
 a finer grid, or a fixed token grid), and :func:`apply_taps` contracts the axes and then the
-taps and channels with the stencil. :class:`DiscoConv` is the layer (stride 1 or more, output on
-the input grid coarsened by the stride); :mod:`operators.convert` builds converted ``nnx.Conv``
-and ``nnx.ConvTranspose`` layers from the same two functions.
+taps and channels with the stencil (dense, ``O(n^2)`` per axis; :func:`apply_strided_taps` is
+its banded form). Both build a ``c_in K^d`` intermediate per grid point. The fast form,
+:func:`apply_lattice_taps` (plans from :func:`lattice_plan`), serves every grid that refines the
+reference grid an integer number of times: there all taps read one smoothed field (the hat
+filter applied to the input channels, normalised) at shifted points, so the stencil is one
+ordinary strided, dilated convolution of it, as cheap as the plain network's.
+:func:`apply_quadrature_taps` picks the fastest form that applies; the other two stay as the
+reference the fast one is tested against. :class:`DiscoConv` is the layer (stride 1 or more,
+output on the input grid coarsened by the stride); :mod:`operators.convert` builds converted
+``nnx.Conv`` and ``nnx.ConvTranspose`` layers from the same functions.
 
 Units of :func:`axis_operator`: lengths are in multiples of the reference spacing ``h0`` (the
 layer's input spacing on the grid it was trained on), so input point ``i`` of a grid refined by
@@ -44,10 +51,11 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
-from .conv import dimension_numbers, stencil_params
+from .conv import as_dtype, dimension_numbers, stencil_params
 from .grid import check_padding, spacing
 
-__all__ = ["DiscoConv", "apply_strided_taps", "apply_taps", "axis_operator", "coarsened_size", "hat"]
+__all__ = ["DiscoConv", "apply_lattice_taps", "apply_quadrature_taps", "apply_strided_taps", "apply_taps",
+           "axis_operator", "coarsened_size", "hat", "lattice_plan"]
 
 
 def hat(s):
@@ -129,6 +137,10 @@ def apply_taps(x, mats: Sequence, kernel):
 
 _PADS = {"zeros": "constant", "wrap": "wrap", "reflect": "reflect"}
 
+#: whether :func:`apply_quadrature_taps` may take the fast lattice form (tests set it to False
+#: to run whole models through the banded / dense reference forms)
+USE_LATTICE = True
+
 
 @functools.lru_cache(maxsize=1024)
 def _axis_band(n_out, n_in, in_step, stride, offsets, mode):
@@ -209,6 +221,156 @@ def apply_strided_taps(x, geoms, kernel):
     return jnp.einsum(f"...i{taps},{taps}io->...o", z, kernel.astype(x.dtype))
 
 
+@functools.lru_cache(maxsize=1024)
+def _lattice_plan(n_out, n_in, in_step, out_step, offsets, mode, phase):
+    r = 1.0 / in_step
+    ri = round(r)
+    if ri < 1 or abs(r - ri) > 1e-9 * r:
+        return None  # not an integer refinement of the reference grid
+    if out_step < in_step:  # output finer than the input: a lattice of P points per input spacing
+        ratio, big = in_step / out_step, True
+    else:
+        ratio, big = out_step / in_step, False
+    k = round(ratio)
+    if k < 1 or abs(ratio - k) > 1e-9 * ratio:
+        return None
+    P, S = (k, 1) if big else (1, k)
+    R = P * ri  # the hat's half-width (one reference spacing) in lattice units
+    E = [o * R for o in offsets]  # tap centres relative to the output point, lattice units
+    if any(abs(e - round(e)) > 1e-6 for e in E):
+        return None
+    E = [round(e) for e in E]
+    K = len(E)
+    step = E[1] - E[0] if K > 1 else R
+    if step == 0 or any(E[t] - E[0] != t * step for t in range(K)):
+        return None  # not a regular stencil
+    flip = step < 0
+    c0, c1 = min(E), S * (n_out - 1) + max(E)  # the lattice points the taps read
+    need_lo = -(c0 - (R - 1))  # lattice points left of input 0 the hats reach
+    need_hi = c1 + R - 1 - P * (n_in - 1)
+    a_lo = max(0, -(-need_lo // P))  # padding in input points
+    a_hi = max(0, -(-need_hi // P))
+    if mode in ("wrap", "reflect") and max(a_lo, a_hi) > n_in - 1:
+        return None  # a hat wider than the grid: the dense form (nearest periodic image) applies
+    q = np.full(n_in, in_step)
+    if mode == "zeros" and n_in > 1 and ri > 1:
+        q[[0, -1]] = 0.5 * in_step  # trapezoid weights at the ends
+    kern = hat(np.arange(-(R - 1), R) / R)  # (2R - 1,)
+    base = c0 + P * a_lo - (R - 1)  # padded-lattice index read by lattice point c0 at l = -(R - 1)
+    n_c = c1 - c0 + 1
+    qp = np.pad(q, (a_lo, a_hi), mode=_PADS[mode])
+    qs = np.zeros(P * (len(qp) - 1) + 1)
+    qs[::P] = qp
+    mass = sum(kern[j] * qs[base + j:base + j + n_c] for j in range(2 * R - 1))
+    g = np.where(mass > 1e-12 * in_step, 1.0 / np.where(mass > 1e-12 * in_step, mass, 1.0), 0.0)
+    c = np.arange(c0, c1 + 1)
+    if mode == "zeros":
+        g = np.where((c >= 0) & (c <= P * (n_in - 1)), g, 0.0)  # a tap centred outside reads the zero padding
+    if phase is not None:
+        frac = np.mod(c, P * ri) / (P * ri)  # the centre's position between reference input points
+        g = g * (hat(frac / phase) + hat((1.0 - frac) / phase))
+    for a in (q, kern, g):
+        a.setflags(write=False)
+    return {"P": P, "S": S, "n_out": int(n_out), "dilation": abs(step) if K > 1 else 1, "flip": flip, "a_lo": a_lo, "a_hi": a_hi,
+            "base": base, "n_c": n_c, "q": q, "kern": kern, "g": g, "mode": mode,
+            "uniform_q": bool(np.all(q == in_step))}
+
+
+def lattice_plan(n_out: int, n_in: int, in_step: float, out_step: float, offsets: Sequence[float],
+                 mode: str = "zeros", phase: float | None = None) -> dict | None:
+    """The fast form of :func:`axis_operator` (``width=1``, ``out_origin=0``) along one axis, or
+    None where it does not apply (then use the dense or banded form).
+
+    Where the grid refines the reference grid ``r`` times (``r`` an integer) and the taps form a
+    regular stencil (offsets ``e_0 + D t``), every tap reads the *same* smoothed field ``V``
+    at a shifted point: ``V = g * H(q u)``, the hat of half-width ``h0`` (``H``, a short
+    depthwise filter) applied to the input times its quadrature weights ``q``, times the
+    per-point normalisation ``g`` (1 / the hat's mass, 0 for centres beyond a zero-padded end,
+    times the phase indicator of transposed layers; it depends only on the centre, not on the
+    tap). ``V`` lives on a lattice of ``P`` points per input spacing (``P > 1`` when the output
+    is finer than the input, e.g. transposed convolutions), and tap ``t`` of output ``o`` reads
+    ``V[S o + E_t]`` (``S`` the stride in lattice points, ``E_t = r P e_t``): the stencil is an
+    ordinary strided, dilated (by ``r P D``) convolution of ``V``. Cost: the plain network's
+    convolution on the fine grid plus a ``(2 r P - 1)``-tap filter per axis and input channel,
+    instead of a ``c_in K^d`` intermediate per grid point."""
+    return _lattice_plan(int(n_out), int(n_in), float(in_step), float(out_step), tuple(float(o) for o in offsets),
+                         check_padding(mode), None if phase is None else float(phase))
+
+
+def _smooth(z, ax: int, plan: dict):
+    """``V`` of :func:`lattice_plan` along axis ``ax`` of ``z`` (per channel)."""
+    if not plan["uniform_q"]:
+        shape = [1] * z.ndim
+        shape[ax] = z.shape[ax]
+        z = z * jnp.asarray(plan["q"], z.dtype).reshape(shape)
+    else:
+        z = z * jnp.asarray(plan["q"][0], z.dtype)
+    if plan["a_lo"] or plan["a_hi"]:
+        widths = [(0, 0)] * z.ndim
+        widths[ax] = (plan["a_lo"], plan["a_hi"])
+        z = jnp.pad(z, widths, mode=_PADS[plan["mode"]])
+    P = plan["P"]
+    if P > 1:  # the input on the lattice: P - 1 zeros between points
+        cfg = [(0, 0, 0)] * z.ndim
+        cfg[ax] = (0, 0, P - 1)
+        z = jax.lax.pad(z, jnp.zeros((), z.dtype), cfg)
+    base, n_c, kern = plan["base"], plan["n_c"], plan["kern"]
+    acc = None
+    for j, w in enumerate(kern):  # shifted slices times the hat's weights: fused by XLA
+        sl = jax.lax.slice_in_dim(z, base + j, base + j + n_c, axis=ax) * jnp.asarray(w, z.dtype)
+        acc = sl if acc is None else acc + sl
+    shape = [1] * z.ndim
+    shape[ax] = n_c
+    return acc * jnp.asarray(plan["g"], z.dtype).reshape(shape)
+
+
+def apply_lattice_taps(x, plans: Sequence[dict], kernel):
+    """:func:`apply_taps` with the per-axis :func:`lattice_plan` s: the smoothed field of every
+    axis, then one strided, dilated ``lax.conv_general_dilated`` with the stencil ``kernel
+    (*K, c_in, c_out)`` (``x (b, *n_in, c_in)``)."""
+    d = len(plans)
+    lead = x.shape[:x.ndim - 1 - d]
+    z = x.reshape((-1,) + x.shape[x.ndim - 1 - d:])
+    for a, plan in enumerate(plans):
+        z = _smooth(z, 1 + a, plan)
+    w = kernel.astype(z.dtype)
+    flips = tuple(a for a, plan in enumerate(plans) if plan["flip"])
+    if flips:
+        w = jnp.flip(w, axis=flips)
+    # one padded point past the end, cropped again: XLA's CPU backend runs unpadded ("VALID")
+    # stride-1 convolutions on a path 3-8x slower than padded ones (measured, jax 0.7)
+    y = jax.lax.conv_general_dilated(z, w, tuple(p["S"] for p in plans), [(0, 1)] * d,
+                                     rhs_dilation=tuple(p["dilation"] for p in plans),
+                                     dimension_numbers=dimension_numbers(d))
+    y = y[(slice(None), *[slice(0, p["n_out"]) for p in plans])]
+    return y.reshape(lead + y.shape[1:])
+
+
+def apply_quadrature_taps(x, geoms: Sequence[tuple], kernel):
+    """The quadrature of a stencil's continuous kernel between grids, by the fastest form that
+    applies: :func:`apply_lattice_taps` where every axis has a :func:`lattice_plan`, else the
+    banded :func:`apply_strided_taps` (output on the input grid coarsened by an integer stride)
+    or the dense :func:`apply_taps`; all three compute the same sums.
+
+    ``geoms``: per axis ``(n_out, in_step, out_step, offsets, mode, phase)`` in units of the
+    reference spacing, as :func:`axis_operator` (hats of half-width 1, or the grid's spacing on
+    grids coarser than the reference)."""
+    d = len(geoms)
+    shape = x.shape[x.ndim - 1 - d:-1]
+    plans = [lattice_plan(m, n, i, o, off, mode, ph) if USE_LATTICE else None
+             for n, (m, i, o, off, mode, ph) in zip(shape, geoms)]
+    if all(p is not None for p in plans):
+        return apply_lattice_taps(x, plans, kernel)
+    strides = [o / i for (m, i, o, off, mode, ph) in geoms]
+    if all(ph is None and s >= 1 - 1e-9 and abs(s - round(s)) < 1e-9 for s, (*_, ph) in zip(strides, geoms)):
+        return apply_strided_taps(x, [(m, i, round(s), off, mode) for s, (m, i, o, off, mode, ph) in zip(strides, geoms)],
+                                  kernel)
+    mats = [_axis_operator(int(m), int(n), float(i), float(o), tuple(float(t) for t in off), 1.0, check_padding(mode),
+                           None if ph is None else float(ph), 0.0)
+            for n, (m, i, o, off, mode, ph) in zip(shape, geoms)]
+    return apply_taps(x, mats, kernel)
+
+
 def coarsened_size(n: int, stride: int, periodic: bool) -> int | None:
     """Points of the grid with ``stride`` times the spacing of an ``n``-point grid (periodic:
     ``n / stride``; node grid: ``(n - 1) / stride + 1``), or None when the stride does not
@@ -229,11 +391,13 @@ class DiscoConv(nnx.Module):
     continuous kernel, whose support is the box of half-width ``radius = (K // 2 + 1) h0``.
     ``stride``: the output lives on the input grid coarsened ``stride`` times (periodic
     ``n / stride`` points, node grid ``(n - 1) / stride + 1``); ValueError when it does not divide.
+    ``param_dtype`` / ``dtype``: the dtype of the parameters and of the computation (None: the
+    input's).
     """
 
     def __init__(self, in_channels: int, out_channels: int, kernel_size: int = 3, *, dim: int = 2,
                  base_resolution: int, stride: int = 1, padding: str = "zeros", use_bias: bool = True,
-                 rngs: nnx.Rngs):
+                 dtype=None, param_dtype=jnp.float32, rngs: nnx.Rngs):
         dimension_numbers(dim)
         if kernel_size < 1 or kernel_size % 2 == 0:
             raise ValueError(f"DiscoConv needs an odd kernel_size (taps centred on the output point), got {kernel_size}")
@@ -244,9 +408,9 @@ class DiscoConv(nnx.Module):
         self.dim, self.kernel_size, self.stride = dim, int(kernel_size), int(stride)
         self.base_resolution = float(base_resolution)
         self.padding = check_padding(padding)
-        self.in_channels, self.out_channels = in_channels, out_channels
+        self.in_channels, self.out_channels, self.dtype = in_channels, out_channels, dtype
         self.kernel, self.bias = stencil_params(rngs, dim, kernel_size, in_channels, out_channels,
-                                                use_bias)
+                                                use_bias, param_dtype)
 
     @property
     def radius(self) -> float:
@@ -267,12 +431,14 @@ class DiscoConv(nnx.Module):
         if x.ndim != self.dim + 2 or x.shape[-1] != self.in_channels:
             raise ValueError(f"DiscoConv expects (batch, {', '.join(['s'] * self.dim)}, {self.in_channels}), "
                              f"got shape {tuple(x.shape)}")
+        x = as_dtype(x, self.dtype)
         periodic = self.padding == "wrap"
         shape = x.shape[1:-1]
         offsets = tuple(float(t - self.kernel_size // 2) for t in range(self.kernel_size))
-        geoms = [(n_out, spacing(n, periodic) * self.base_resolution, self.stride, offsets, self.padding)
-                 for n, n_out in zip(shape, self.output_shape(shape))]
-        y = apply_strided_taps(x, geoms, self.kernel[...])
+        steps = [spacing(n, periodic) * self.base_resolution for n in shape]
+        geoms = [(n_out, h, self.stride * h, offsets, self.padding, None)
+                 for h, n_out in zip(steps, self.output_shape(shape))]
+        y = apply_quadrature_taps(x, geoms, self.kernel[...])
         if self.bias is not None:
             y = y + self.bias[...].astype(y.dtype)
         return y

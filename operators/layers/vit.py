@@ -13,6 +13,9 @@ encodings defined on the domain, not on the pixel grid).
   pixels; the output on any grid is their (multi)linear interpolation at the grid's points.
 * :class:`TransformerBlock`: pre-norm multi-head self-attention and MLP on the tokens (the tokens
   are equal cells of the domain, so their mean is the rectangle-rule integral).
+
+Every layer takes ``param_dtype`` (parameters, float32) and ``dtype`` (computation; None: the
+input's, or the table's for the positional encoding).
 """
 
 from __future__ import annotations
@@ -25,8 +28,8 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
-from .conv import dimension_numbers, torch_uniform
-from .disco import _axis_operator, apply_taps
+from .conv import as_dtype, dimension_numbers, torch_uniform
+from .disco import apply_quadrature_taps
 from .grid import check_padding, spacing
 from .pointwise import activation as get_activation
 
@@ -50,26 +53,27 @@ class PatchEmbed(nnx.Module):
     """``(b, *n, c_in) -> (b, tokens^d, embed)``, patches of physical size ``patch_size / base_resolution``."""
 
     def __init__(self, in_channels: int, embed: int, patch_size: int, *, dim: int = 2, base_resolution: int,
-                 padding: str = "zeros", rngs: nnx.Rngs):
+                 padding: str = "zeros", dtype=None, param_dtype=jnp.float32, rngs: nnx.Rngs):
         dimension_numbers(dim)
         self.tokens = _tokens(int(base_resolution), int(patch_size))
         self.dim, self.patch_size, self.base_resolution = dim, int(patch_size), int(base_resolution)
         self.padding = check_padding(padding)
-        self.in_channels, self.embed = in_channels, embed
+        self.in_channels, self.embed, self.dtype = in_channels, embed, dtype
         fan_in = in_channels * patch_size**dim
-        self.kernel = nnx.Param(torch_uniform(rngs, (patch_size,) * dim + (in_channels, embed), fan_in))
-        self.bias = nnx.Param(torch_uniform(rngs, (embed,), fan_in))
+        self.kernel = nnx.Param(torch_uniform(rngs, (patch_size,) * dim + (in_channels, embed), fan_in, param_dtype))
+        self.bias = nnx.Param(torch_uniform(rngs, (embed,), fan_in, param_dtype))
 
     def __call__(self, x):
         if x.ndim != self.dim + 2 or x.shape[-1] != self.in_channels:
             raise ValueError(f"PatchEmbed expects (batch, {', '.join(['s'] * self.dim)}, {self.in_channels}), "
                              f"got shape {tuple(x.shape)}")
+        x = as_dtype(x, self.dtype)
         periodic = self.padding == "wrap"
         p = self.patch_size
         offsets = tuple(float(t) for t in range(p))
-        mats = [_axis_operator(self.tokens, int(n), spacing(int(n), periodic) * self.base_resolution, float(p),
-                               offsets, 1.0, self.padding, None, 0.0) for n in x.shape[1:-1]]
-        y = apply_taps(x, mats, self.kernel[...]) + self.bias[...].astype(x.dtype)
+        geoms = [(self.tokens, spacing(int(n), periodic) * self.base_resolution, float(p), offsets, self.padding, None)
+                 for n in x.shape[1:-1]]
+        y = apply_quadrature_taps(x, geoms, self.kernel[...]) + self.bias[...].astype(x.dtype)
         return y.reshape(x.shape[0], -1, self.embed)
 
 
@@ -77,14 +81,15 @@ class PositionalEncoding(nnx.Module):
     """A learned function of the physical position: values on the centres of ``resolution^d``
     cells, multilinearly interpolated (clamped at the ends, or periodic)."""
 
-    def __init__(self, embed: int, resolution: int, *, dim: int = 2, periodic: bool = False, rngs: nnx.Rngs):
-        self.dim, self.resolution, self.periodic = dim, int(resolution), bool(periodic)
-        self.table = nnx.Param(0.02 * jax.random.normal(rngs.params(), (resolution,) * dim + (embed,)))
+    def __init__(self, embed: int, resolution: int, *, dim: int = 2, periodic: bool = False, dtype=None,
+                 param_dtype=jnp.float32, rngs: nnx.Rngs):
+        self.dim, self.resolution, self.periodic, self.dtype = dim, int(resolution), bool(periodic), dtype
+        self.table = nnx.Param(0.02 * jax.random.normal(rngs.params(), (resolution,) * dim + (embed,), param_dtype))
 
     def __call__(self, positions):
         """``positions (N, dim)`` in [0, 1] -> ``(N, embed)``."""
         pos = np.asarray(positions, np.float64)
-        t = self.table[...]
+        t = as_dtype(self.table[...], self.dtype)
         mats = [jnp.asarray(_interp(tuple(pos[:, a].tolist()), self.resolution, self.periodic), t.dtype)
                 for a in range(self.dim)]
         # sum over the lattice: prod_a mats[a][N, k_a] table[k_1..k_d, e]
@@ -128,16 +133,17 @@ class PatchDecode(nnx.Module):
     ``patch_size^d`` reference pixels, linearly interpolated onto the grid ``shape``."""
 
     def __init__(self, embed: int, out_channels: int, patch_size: int, *, dim: int = 2, base_resolution: int,
-                 padding: str = "zeros", rngs: nnx.Rngs):
+                 padding: str = "zeros", dtype=None, param_dtype=jnp.float32, rngs: nnx.Rngs):
         self.tokens = _tokens(int(base_resolution), int(patch_size))
         self.dim, self.patch_size, self.base_resolution = dim, int(patch_size), int(base_resolution)
         self.periodic = check_padding(padding) == "wrap"
-        self.embed, self.out_channels = embed, out_channels
+        self.embed, self.out_channels, self.dtype = embed, out_channels, dtype
         k = patch_size**dim * out_channels
-        self.kernel = nnx.Param(torch_uniform(rngs, (embed, k), embed))
-        self.bias = nnx.Param(torch_uniform(rngs, (k,), embed))
+        self.kernel = nnx.Param(torch_uniform(rngs, (embed, k), embed, param_dtype))
+        self.bias = nnx.Param(torch_uniform(rngs, (k,), embed, param_dtype))
 
     def __call__(self, z, shape: Sequence[int]):
+        z = as_dtype(z, self.dtype)
         b, d, p, T = z.shape[0], self.dim, self.patch_size, self.tokens
         v = z @ self.kernel[...].astype(z.dtype) + self.bias[...].astype(z.dtype)  # (b, T^d, p^d c)
         v = v.reshape((b,) + (T,) * d + (p,) * d + (self.out_channels,))
@@ -154,17 +160,19 @@ class PatchDecode(nnx.Module):
 class TransformerBlock(nnx.Module):
     """Pre-norm block ``z + MHSA(LN z)``, then ``z + MLP(LN z)`` on ``(b, tokens, embed)``."""
 
-    def __init__(self, embed: int, heads: int, mlp_hidden: int, *, activation: str = "gelu", rngs: nnx.Rngs):
+    def __init__(self, embed: int, heads: int, mlp_hidden: int, *, activation: str = "gelu", dtype=None,
+                 param_dtype=jnp.float32, rngs: nnx.Rngs):
         if embed % heads:
             raise ValueError(f"embed {embed} must be divisible by heads {heads}")
         get_activation(activation)
         self.heads, self.act = heads, activation
-        self.norm1 = nnx.LayerNorm(embed, rngs=rngs)
-        self.qkv = nnx.Linear(embed, 3 * embed, rngs=rngs)
-        self.proj = nnx.Linear(embed, embed, rngs=rngs)
-        self.norm2 = nnx.LayerNorm(embed, rngs=rngs)
-        self.fc1 = nnx.Linear(embed, mlp_hidden, rngs=rngs)
-        self.fc2 = nnx.Linear(mlp_hidden, embed, rngs=rngs)
+        kw = {"dtype": dtype, "param_dtype": param_dtype, "rngs": rngs}
+        self.norm1 = nnx.LayerNorm(embed, **kw)
+        self.qkv = nnx.Linear(embed, 3 * embed, **kw)
+        self.proj = nnx.Linear(embed, embed, **kw)
+        self.norm2 = nnx.LayerNorm(embed, **kw)
+        self.fc1 = nnx.Linear(embed, mlp_hidden, **kw)
+        self.fc2 = nnx.Linear(mlp_hidden, embed, **kw)
 
     def __call__(self, z):
         b, n, e = z.shape

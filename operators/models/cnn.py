@@ -14,6 +14,9 @@ field shrinks in physical units: the operator it computes changes with the grid.
 parameters, same outputs); on refined grids every ``k^d`` stencil becomes the quadrature of one
 continuous kernel of physical radius ``(k // 2) / base_resolution``, so outputs on nested grids
 converge (:mod:`operators.convert`).
+
+``param_dtype`` (float32) / ``dtype`` (None: the input's, promoted with the parameters') set the
+parameter and computation dtypes of every layer.
 """
 
 from __future__ import annotations
@@ -49,7 +52,7 @@ class CNN(nnx.Module):
 
     def __init__(self, in_channels: int, out_channels: int, *, dim: int = 2, width: int = 64, depth: int = 8,
                  kernel_size: int = 3, projection_hidden: int = 128, padding: str = "zeros",
-                 activation: str = "gelu", rngs: nnx.Rngs):
+                 activation: str = "gelu", dtype=None, param_dtype="float32", rngs: nnx.Rngs):
         get_activation(activation)
         if int(kernel_size) < 1 or int(kernel_size) % 2 == 0:
             raise ValueError(f"kernel_size must be odd (a stencil with a centre tap), got {kernel_size}")
@@ -59,11 +62,12 @@ class CNN(nnx.Module):
         self.dim, self.in_channels, self.out_channels = dim, in_channels, out_channels
         self.padding, self.act = check_padding(padding), activation
         one, k = (1,) * dim, (int(kernel_size),) * dim
-        self.lift = nnx.Conv(in_channels, width, one, kernel_init=_INIT, rngs=rngs)
-        self.convs = nnx.List([nnx.Conv(width, width, k, padding=_FLAX_PADDING[self.padding], kernel_init=_INIT,
-                                        rngs=rngs) for _ in range(int(depth))])
-        self.project1 = nnx.Conv(width, projection_hidden, one, kernel_init=_INIT, rngs=rngs)
-        self.project2 = nnx.Conv(projection_hidden, out_channels, one, kernel_init=_INIT, rngs=rngs)
+        kw = {"kernel_init": _INIT, "dtype": dtype, "param_dtype": jnp.dtype(param_dtype), "rngs": rngs}
+        self.lift = nnx.Conv(in_channels, width, one, **kw)
+        self.convs = nnx.List([nnx.Conv(width, width, k, padding=_FLAX_PADDING[self.padding], **kw)
+                               for _ in range(int(depth))])
+        self.project1 = nnx.Conv(width, projection_hidden, one, **kw)
+        self.project2 = nnx.Conv(projection_hidden, out_channels, one, **kw)
 
     def __call__(self, x):
         act = get_activation(self.act)
@@ -79,14 +83,16 @@ class CNNNO(nnx.Module):
 
     def __init__(self, in_channels: int, out_channels: int, *, dim: int = 2, width: int = 64, depth: int = 8,
                  kernel_size: int = 3, projection_hidden: int = 128, base_resolution: int = 64,
-                 padding: str = "zeros", activation: str = "gelu", rngs: nnx.Rngs):
+                 padding: str = "zeros", activation: str = "gelu", dtype=None, param_dtype="float32",
+                 rngs: nnx.Rngs):
         if int(base_resolution) < 2:
             raise ValueError(f"base_resolution (cells per axis of the training grid) must be >= 2, got {base_resolution}")
         self.dim, self.in_channels, self.out_channels = dim, in_channels, out_channels
         self.base_resolution = int(base_resolution)
         periodic = check_padding(padding) == "wrap"
         net = CNN(in_channels, out_channels, dim=dim, width=width, depth=depth, kernel_size=kernel_size,
-                  projection_hidden=projection_hidden, padding=padding, activation=activation, rngs=rngs)
+                  projection_hidden=projection_hidden, padding=padding, activation=activation, dtype=dtype,
+                  param_dtype=param_dtype, rngs=rngs)
         n = self.base_resolution if periodic else self.base_resolution + 1
         example = jax.ShapeDtypeStruct((1,) + (n,) * dim + (in_channels,), jnp.float32)
         self.net = convert(net, example, periodic, check=False)

@@ -9,7 +9,9 @@ reference grid of ``base_resolution`` cells (node grid ``base_resolution + 1`` p
 ``base_resolution``), which should be the training grid: on that grid it is the U-Net, on grids
 refined by ``r`` (nested or not, as long as every level's grid refines by the same ``r``: e.g.
 with 64 cells and 3 levels, node grids of ``16 k + 1`` points, periodic ``16 k``) every kernel is
-the quadrature of the same continuous kernel; other grids get a ValueError naming the layer.
+the quadrature of the same continuous kernel; other grids get a ValueError naming the layer. ``param_dtype``
+(float32) / ``dtype`` (None: the input's, promoted with the parameters') set the parameter and
+computation dtypes of every layer.
 """
 
 from __future__ import annotations
@@ -44,11 +46,11 @@ _INIT = nnx.initializers.variance_scaling(1.0 / 3.0, "fan_in", "uniform")
 
 
 class _Block(nnx.Module):
-    def __init__(self, c_in, c_out, kernel, pad, groups, act, rngs):
-        self.conv1 = nnx.Conv(c_in, c_out, kernel, padding=pad, kernel_init=_INIT, rngs=rngs)
-        self.norm1 = nnx.GroupNorm(c_out, num_groups=groups, rngs=rngs) if groups else None
-        self.conv2 = nnx.Conv(c_out, c_out, kernel, padding=pad, kernel_init=_INIT, rngs=rngs)
-        self.norm2 = nnx.GroupNorm(c_out, num_groups=groups, rngs=rngs) if groups else None
+    def __init__(self, c_in, c_out, kernel, pad, groups, act, rngs, dt):
+        self.conv1 = nnx.Conv(c_in, c_out, kernel, padding=pad, kernel_init=_INIT, rngs=rngs, **dt)
+        self.norm1 = nnx.GroupNorm(c_out, num_groups=groups, rngs=rngs, **dt) if groups else None
+        self.conv2 = nnx.Conv(c_out, c_out, kernel, padding=pad, kernel_init=_INIT, rngs=rngs, **dt)
+        self.norm2 = nnx.GroupNorm(c_out, num_groups=groups, rngs=rngs, **dt) if groups else None
         self.act = act
 
     def __call__(self, x):
@@ -71,7 +73,7 @@ class UNet(nnx.Module):
 
     def __init__(self, in_channels: int, out_channels: int, *, dim: int = 2, width: int = 24,
                  channel_mult=(1, 2, 4), kernel_size: int = 3, groups: int = 4, padding: str = "zeros",
-                 activation: str = "gelu", rngs: nnx.Rngs):
+                 activation: str = "gelu", dtype=None, param_dtype="float32", rngs: nnx.Rngs):
         get_activation(activation)
         mult = [int(m) for m in channel_mult]
         if not mult:
@@ -84,17 +86,18 @@ class UNet(nnx.Module):
         pad = _FLAX_PADDING[self.padding]
         up_pad = "CIRCULAR" if self.padding == "wrap" else "SAME"
         k = (kernel_size,) * dim
-        self.lift = nnx.Conv(in_channels, width, (1,) * dim, kernel_init=_INIT, rngs=rngs)
-        self.enc = nnx.List([_Block(width if l == 0 else ch[l - 1], ch[l], k, pad, groups, activation, rngs)
+        dt = {"dtype": dtype, "param_dtype": jnp.dtype(param_dtype)}
+        self.lift = nnx.Conv(in_channels, width, (1,) * dim, kernel_init=_INIT, rngs=rngs, **dt)
+        self.enc = nnx.List([_Block(width if l == 0 else ch[l - 1], ch[l], k, pad, groups, activation, rngs, dt)
                              for l in range(len(ch))])
-        self.down = nnx.List([nnx.Conv(ch[l], ch[l], k, strides=2, padding=pad, kernel_init=_INIT, rngs=rngs)
+        self.down = nnx.List([nnx.Conv(ch[l], ch[l], k, strides=2, padding=pad, kernel_init=_INIT, rngs=rngs, **dt)
                               for l in range(len(ch) - 1)])
         self.up = nnx.List([nnx.ConvTranspose(ch[l + 1], ch[l], k, strides=2, padding=up_pad, kernel_init=_INIT,
-                                              rngs=rngs)
+                                              rngs=rngs, **dt)
                             for l in range(len(ch) - 1)])
-        self.dec = nnx.List([_Block(2 * ch[l], ch[l], k, pad, groups, activation, rngs)
+        self.dec = nnx.List([_Block(2 * ch[l], ch[l], k, pad, groups, activation, rngs, dt)
                              for l in range(len(ch) - 1)])
-        self.project = nnx.Conv(ch[0], out_channels, (1,) * dim, kernel_init=_INIT, rngs=rngs)
+        self.project = nnx.Conv(ch[0], out_channels, (1,) * dim, kernel_init=_INIT, rngs=rngs, **dt)
 
     def __call__(self, x):
         u = self.lift(x)
@@ -119,14 +122,16 @@ class UNetNO(nnx.Module):
 
     def __init__(self, in_channels: int, out_channels: int, *, dim: int = 2, width: int = 24,
                  channel_mult=(1, 2, 4), kernel_size: int = 3, groups: int = 4, base_resolution: int = 64,
-                 padding: str = "zeros", activation: str = "gelu", rngs: nnx.Rngs):
+                 padding: str = "zeros", activation: str = "gelu", dtype=None, param_dtype="float32",
+                 rngs: nnx.Rngs):
         if int(base_resolution) < 2:
             raise ValueError(f"base_resolution (cells per axis of the training grid) must be >= 2, got {base_resolution}")
         self.dim, self.in_channels, self.out_channels = dim, in_channels, out_channels
         self.base_resolution = int(base_resolution)
         periodic = check_padding(padding) == "wrap"
         net = UNet(in_channels, out_channels, dim=dim, width=width, channel_mult=channel_mult,
-                   kernel_size=kernel_size, groups=groups, padding=padding, activation=activation, rngs=rngs)
+                   kernel_size=kernel_size, groups=groups, padding=padding, activation=activation, dtype=dtype,
+                   param_dtype=param_dtype, rngs=rngs)
         n = base_resolution if periodic else base_resolution + 1
         example = jax.ShapeDtypeStruct((1,) + (n,) * dim + (in_channels,), jnp.float32)
         self.net = convert(net, example, periodic, check=False)

@@ -18,6 +18,8 @@ says what happens to the positional embedding, ``"bilinear"`` (the usual fine-tu
 e.g. timm's ``resample_abs_pos_embed``: the table resized as an image) or ``"refuse"`` (a
 ValueError naming the grid). Either way a patch covers ``p`` grid points, so its physical size
 shrinks on finer grids: the operator changes with the grid (the paper's point).
+
+Both take ``param_dtype`` (float32) and ``dtype`` (the computation's; None: the input's).
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
+from ..layers.conv import as_dtype
 from ..layers.grid import check_field, check_padding
 from ..layers.pointwise import Pointwise
 from ..layers.vit import (
@@ -57,22 +60,25 @@ class ViTNO(nnx.Module):
 
     def __init__(self, in_channels: int, out_channels: int, *, dim: int = 2, embed: int = 96, depth: int = 4,
                  heads: int = 4, mlp_ratio: float = 2, patch_size: int = 8, base_resolution: int = 64,
-                 padding: str = "zeros", activation: str = "gelu", rngs: nnx.Rngs):
+                 padding: str = "zeros", activation: str = "gelu", dtype=None, param_dtype="float32",
+                 rngs: nnx.Rngs):
         padding = check_padding(padding)
         periodic = padding == "wrap"
-        self.dim, self.in_channels, self.out_channels = dim, in_channels, out_channels
-        kw = {"dim": dim, "base_resolution": int(base_resolution), "padding": padding, "rngs": rngs}
+        self.dim, self.in_channels, self.out_channels, self.dtype = dim, in_channels, out_channels, dtype
+        dt = {"dtype": dtype, "param_dtype": jnp.dtype(param_dtype)}
+        kw = {"dim": dim, "base_resolution": int(base_resolution), "padding": padding, "rngs": rngs, **dt}
         self.embed = PatchEmbed(in_channels, embed, int(patch_size), **kw)
         self.tokens = self.embed.tokens
-        self.pos = PositionalEncoding(embed, self.tokens, dim=dim, periodic=periodic, rngs=rngs)
-        self.blocks = nnx.List([TransformerBlock(embed, heads, int(embed * mlp_ratio), activation=activation, rngs=rngs)
-                                for _ in range(depth)])
-        self.norm = nnx.LayerNorm(embed, rngs=rngs)
+        self.pos = PositionalEncoding(embed, self.tokens, dim=dim, periodic=periodic, rngs=rngs, **dt)
+        self.blocks = nnx.List([TransformerBlock(embed, heads, int(embed * mlp_ratio), activation=activation,
+                                                 rngs=rngs, **dt) for _ in range(depth)])
+        self.norm = nnx.LayerNorm(embed, rngs=rngs, **dt)
         self.decode = PatchDecode(embed, out_channels, int(patch_size), **kw)
-        self.skip = Pointwise(in_channels, out_channels, use_bias=False, rngs=rngs)
+        self.skip = Pointwise(in_channels, out_channels, use_bias=False, rngs=rngs, **dt)
 
     def __call__(self, x):
         check_field(x, self.dim, self.in_channels)
+        x = as_dtype(x, self.dtype)
         z = self.embed(x) + self.pos(token_centres(self.tokens, self.dim)).astype(x.dtype)
         for block in self.blocks:
             z = block(z)
@@ -101,8 +107,8 @@ class ViT(nnx.Module):
 
     def __init__(self, in_channels: int, out_channels: int, *, dim: int = 2, embed: int = 96, depth: int = 4,
                  heads: int = 4, mlp_ratio: float = 2, patch_size: int = 8, base_resolution: int = 64,
-                 pos_interp: str = "bilinear", padding: str = "zeros", activation: str = "gelu",
-                 rngs: nnx.Rngs):
+                 pos_interp: str = "bilinear", padding: str = "zeros", activation: str = "gelu", dtype=None,
+                 param_dtype="float32", rngs: nnx.Rngs):
         padding = check_padding(padding)
         if pos_interp not in POS_INTERP:
             raise ValueError(f"unknown pos_interp {pos_interp!r}; choose from {list(POS_INTERP)}")
@@ -113,13 +119,15 @@ class ViT(nnx.Module):
         self.patch_size, self.pos_interp = p, pos_interp
         self.base_points = int(base_resolution) + (0 if padding == "wrap" else 1)
         self.base_tokens = math.ceil(self.base_points / p)
-        self.patch = nnx.Conv(in_channels, embed, (p,) * dim, strides=p, padding="VALID", rngs=rngs)
-        self.pos = nnx.Param(0.02 * jax.random.normal(rngs.params(), (self.base_tokens,) * dim + (embed,)))
-        self.blocks = nnx.List([TransformerBlock(embed, heads, int(embed * mlp_ratio), activation=activation, rngs=rngs)
-                                for _ in range(depth)])
-        self.norm = nnx.LayerNorm(embed, rngs=rngs)
-        self.head = nnx.Linear(embed, p**dim * out_channels, rngs=rngs)
-        self.skip = nnx.Conv(in_channels, out_channels, (1,) * dim, use_bias=False, rngs=rngs)
+        param_dtype = jnp.dtype(param_dtype)
+        dt = {"dtype": dtype, "param_dtype": param_dtype}
+        self.patch = nnx.Conv(in_channels, embed, (p,) * dim, strides=p, padding="VALID", rngs=rngs, **dt)
+        self.pos = nnx.Param(0.02 * jax.random.normal(rngs.params(), (self.base_tokens,) * dim + (embed,), param_dtype))
+        self.blocks = nnx.List([TransformerBlock(embed, heads, int(embed * mlp_ratio), activation=activation,
+                                                 rngs=rngs, **dt) for _ in range(depth)])
+        self.norm = nnx.LayerNorm(embed, rngs=rngs, **dt)
+        self.head = nnx.Linear(embed, p**dim * out_channels, rngs=rngs, **dt)
+        self.skip = nnx.Conv(in_channels, out_channels, (1,) * dim, use_bias=False, rngs=rngs, **dt)
 
     def positional(self, tokens: tuple[int, ...]):
         """The embedding table for a token lattice ``tokens``: the learned one, or resized."""

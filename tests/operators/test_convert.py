@@ -19,6 +19,7 @@ from flax import nnx
 
 import operators
 from operators.convert import ConvertedConv, ConvertedConvTranspose, general_path
+from operators.layers import disco
 
 
 def hat(s):
@@ -217,6 +218,38 @@ def test_unet_same_output_and_parameters_at_base(unets, periodic):
     for (_, a), (_, b) in zip(pa, pc):
         np.testing.assert_array_equal(np.asarray(a[...]), np.asarray(b[...]))
     assert type(m.down[0]) is nnx.Conv  # the original is left alone
+
+
+def test_unet_fast_form_equals_the_reference_forms(unets, monkeypatch):
+    """On a grid refined twice every converted layer (3x3 and 5x5 stencils, stride 2, transposed
+    kernels 3 and 2) takes the fast lattice form; the model's output equals the banded / dense
+    reference forms to float32 rounding."""
+    c = unets[False][1]
+    x = jnp.asarray(np.random.default_rng(1).normal(size=(1, 33, 33, 1)), jnp.float32)
+    fast = jitted(c, x)
+    monkeypatch.setattr(disco, "USE_LATTICE", False)
+    ref = jitted(c, x)
+    np.testing.assert_allclose(fast, ref, rtol=0, atol=1e-5 * np.abs(ref).max())
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", ["cnn-no", "unet-no"])
+def test_converted_models_fast_form_value_and_gradient(name, monkeypatch):
+    """The registry's converted models on a node grid refined 4 times and a periodic grid refined
+    twice: loss and parameter gradient of the fast form equal the reference forms'."""
+    for periodic, r in ((False, 4), (True, 2)):
+        model = operators.build_model(name, 1, 1, rngs=nnx.Rngs(0), width=8, base_resolution=8,
+                                      padding="wrap" if periodic else "zeros",
+                                      **({"depth": 2, "projection_hidden": 8} if name == "cnn-no" else {"groups": 2}))
+        n = 8 * r if periodic else 8 * r + 1
+        x = jnp.asarray(smooth2(n, periodic)[None], jnp.float32)
+        monkeypatch.setattr(disco, "USE_LATTICE", True)
+        v_fast, g_fast = nnx.jit(nnx.value_and_grad(lambda m, v: jnp.mean(jnp.sin(m(v)))))(model, x)
+        monkeypatch.setattr(disco, "USE_LATTICE", False)  # a fresh function: traced again
+        v_ref, g_ref = nnx.jit(nnx.value_and_grad(lambda m, v: jnp.mean(jnp.sin(m(v)))))(model, x)
+        np.testing.assert_allclose(float(v_fast), float(v_ref), rtol=1e-5, atol=1e-6)
+        for a, b in zip(jax.tree.leaves(g_fast), jax.tree.leaves(g_ref)):
+            np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=0, atol=1e-5 * float(jnp.abs(b).max()) + 1e-8)
 
 
 def _orders(model, sizes, periodic, field=smooth2):

@@ -10,8 +10,14 @@ import numpy as np
 import pytest
 from flax import nnx
 
-from operators.layers import DiscoConv
-from operators.layers.disco import apply_strided_taps, apply_taps, axis_operator
+from operators.layers import DiscoConv, disco
+from operators.layers.disco import (
+    apply_quadrature_taps,
+    apply_strided_taps,
+    apply_taps,
+    axis_operator,
+    lattice_plan,
+)
 
 
 def hat(s):
@@ -182,3 +188,101 @@ def test_coarser_grid_reads_the_linear_interpolation(mode):
     want = index_conv(fine, *params(layer), mode, 1)[::2, ::2]
     np.testing.assert_allclose(np.asarray(layer(u))[0], want, rtol=1e-4, atol=1e-5)
 
+
+
+def _lattice_cases(mode):
+    """``(n_in, n_out, in_step, out_step, offsets, phase)`` per axis: integer refinements of
+    stencils, strided stencils, transposed (phase) layers with increasing and decreasing taps,
+    dilated and one-tap stencils."""
+    periodic = mode == "wrap"
+
+    def size(nb, r):
+        return nb * r if periodic else (nb - 1) * r + 1
+
+    def coarse(n, s):
+        return n // s if periodic else (n - 1) // s + 1
+
+    def fine(n, s):
+        return n * s if periodic else (n - 1) * s + 1
+
+    cases = []
+    for r in (1, 2, 3):
+        n = size(8, r)
+        cases.append((n, n, 1 / r, 1 / r, (-1.0, 0.0, 1.0), None))  # stride 1
+        cases.append((n, coarse(n, 2), 1 / r, 2 / r, (-1.0, 0.0, 1.0), None))  # stride 2
+        cases.append((n, n, 1 / r, 1 / r, (-2.0, 0.0, 2.0), None))  # kernel dilation 2
+        if mode != "reflect":  # transposed stride 2, taps in either order
+            cases.append((n, fine(n, 2), 1 / r, 0.5 / r, (-0.5, 0.0, 0.5), 0.5))
+            cases.append((n, fine(n, 2), 1 / r, 0.5 / r, (0.5, 0.0, -0.5), 0.5))
+    n = size(8, 4)
+    cases.append((n, coarse(n, 2), 1 / 4, 2 / 4, (0.0,), None))  # one tap, stride 2
+    return cases
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("mode", ["zeros", "wrap", "reflect"])
+def test_lattice_form_equals_the_dense_form(mode):
+    """The fast form (a hat filter on the input channels, then one strided, dilated convolution)
+    takes every integer refinement of a regular stencil, and equals the dense tap matrices to
+    float32 rounding; other grids fall back to the banded / dense forms."""
+    rng = np.random.default_rng(7)
+    cases = _lattice_cases(mode)
+    for (n1, m1, i1, o1, off1, ph1), (n2, m2, i2, o2, off2, ph2) in zip(cases, cases[1:] + cases[:1]):
+        assert lattice_plan(m1, n1, i1, o1, off1, mode, ph1) is not None
+        x = jnp.asarray(rng.normal(size=(2, n1, n2, 2)), jnp.float32)
+        kernel = jnp.asarray(rng.normal(size=(len(off1), len(off2), 2, 3)), jnp.float32)
+        geoms = [(m1, i1, o1, off1, mode, ph1), (m2, i2, o2, off2, mode, ph2)]
+        fast = jax.jit(lambda v, k, g=geoms: apply_quadrature_taps(v, g, k))(x, kernel)
+        mats = [axis_operator(m, n, i, o, off, mode=mode, phase=ph)
+                for n, m, i, o, off, ph in ((n1, m1, i1, o1, off1, ph1), (n2, m2, i2, o2, off2, ph2))]
+        want = np.asarray(jax.jit(lambda v, k, m=mats: apply_taps(v, m, k))(x, kernel))
+        assert fast.shape == want.shape
+        np.testing.assert_allclose(np.asarray(fast), want, rtol=0, atol=1e-5 * max(1.0, np.abs(want).max()))
+    periodic = mode == "wrap"
+    n = 12 if periodic else 13  # 1.5 times 8 cells; and half of them
+    assert lattice_plan(n, n, 1 / 1.5, 1 / 1.5, (-1.0, 0.0, 1.0), mode) is None
+    assert lattice_plan(5, 5, 2.0, 2.0, (-1.0, 0.0, 1.0), mode) is None
+    assert lattice_plan(n, n, 0.5, 0.5, (-1.0, 0.0, 2.0), mode) is None  # irregular taps
+
+
+@pytest.mark.slow
+def test_lattice_form_in_1d_and_3d():
+    rng = np.random.default_rng(8)
+    x1 = jnp.asarray(rng.normal(size=(3, 33, 2)), jnp.float32)
+    k1 = jnp.asarray(rng.normal(size=(5, 2, 2)), jnp.float32)
+    g1 = [(33, 0.5, 0.5, (-2.0, -1.0, 0.0, 1.0, 2.0), "zeros", None)]
+    want = apply_taps(x1, [axis_operator(33, 33, 0.5, 0.5, g1[0][3])], k1)
+    np.testing.assert_allclose(np.asarray(apply_quadrature_taps(x1, g1, k1)), np.asarray(want), atol=1e-5)
+    x3 = jnp.asarray(rng.normal(size=(1, 8, 8, 8, 2)), jnp.float32)
+    k3 = jnp.asarray(rng.normal(size=(3, 3, 3, 2, 1)), jnp.float32)
+    g3 = [(4, 0.5, 1.0, (-1.0, 0.0, 1.0), "wrap", None)] * 3
+    want = apply_taps(x3, [axis_operator(4, 8, 0.5, 1.0, (-1.0, 0.0, 1.0), mode="wrap")] * 3, k3)
+    np.testing.assert_allclose(np.asarray(apply_quadrature_taps(x3, g3, k3)), np.asarray(want), atol=1e-5)
+
+
+def test_disco_layer_fast_form_equals_the_banded_form(monkeypatch):
+    """A stride-2 layer on a grid refined 4 times: the fast form (default) against the banded
+    form it replaced (kept as the reference)."""
+    layer = DiscoConv(3, 4, 3, dim=2, base_resolution=8, stride=2, rngs=nnx.Rngs(2))
+    x = jnp.asarray(np.random.default_rng(9).normal(size=(1, 33, 33, 3)), jnp.float32)
+    fast = jax.jit(lambda v: layer(v))(x)
+    monkeypatch.setattr(disco, "USE_LATTICE", False)
+    ref = np.asarray(jax.jit(lambda v: layer(v))(x))
+    np.testing.assert_allclose(np.asarray(fast), ref, rtol=0, atol=1e-5 * np.abs(ref).max())
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("stride", [1, 2])
+def test_disco_layer_fast_form_gradient(stride, monkeypatch):
+    """Value and gradient of the fast form against the banded form, strides 1 and 2."""
+    layer = DiscoConv(3, 4, 3, dim=2, base_resolution=8, stride=stride, rngs=nnx.Rngs(2))
+    x = jnp.asarray(np.random.default_rng(9).normal(size=(2, 33, 33, 3)), jnp.float32)
+
+    def run():
+        return jax.jit(jax.value_and_grad(lambda v: jnp.sum(jnp.sin(layer(v)))))(x)
+
+    fast, g_fast = run()
+    monkeypatch.setattr(disco, "USE_LATTICE", False)
+    ref, g_ref = run()
+    np.testing.assert_allclose(float(fast), float(ref), rtol=1e-5)
+    np.testing.assert_allclose(np.asarray(g_fast), np.asarray(g_ref), rtol=0, atol=1e-5 * float(jnp.abs(g_ref).max()))
