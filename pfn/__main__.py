@@ -6,6 +6,7 @@ traceback): the error policy of every opbayes command (``pde_data.runs.cli``).
 
 from __future__ import annotations
 
+import argparse
 import json
 import sys
 
@@ -48,7 +49,9 @@ def _train(args) -> None:
             for name, _ in _TRAIN_OPTIONS}
     opts.update(loss=args.loss, init_from=args.init_from,
                 prior_options=_prior_options(args.prior_option),
-                standardise=True if args.standardise else None)
+                standardise=True if args.standardise else None, norm=args.norm,
+                zero_init=args.zero_init, context_sampler=args.context_sampler,
+                context_power=args.context_power)
     summary = train(args.out, args.prior, data=args.data, quiet=args.quiet, **opts)
     print(json.dumps(summary))
 
@@ -84,6 +87,18 @@ def parser() -> CommandParser:
                         "(TabPFN's preprocessing; the predictive is mapped back to y's units)")
     for name, typ in _TRAIN_OPTIONS:
         t.add_argument(f"--{name}", type=typ, default=None)
+    t.add_argument("--norm", choices=["pre", "post"], default=None,
+                   help="transformer layers: post-LN (LN(x + f(x)), the PFN paper's code; "
+                        "default) or pre-LN (x + f(LN x), the first shipped checkpoints')")
+    t.add_argument("--zero-init", action=argparse.BooleanOptionalAction, default=None,
+                   help="start each residual branch's output projection (attention out, "
+                        "second FFN linear) at zero, as the PFN paper's code does (default on)")
+    t.add_argument("--context-sampler", choices=["uniform", "weighted"], default=None,
+                   help="context size of a batch: weighted P(n) ~ (max_context + 1 - n)^-power "
+                        "(the PFN code's weighted single_eval_pos sampler; default) or uniform "
+                        "in [--min-context, --max-context]")
+    t.add_argument("--context-power", type=float, default=None, metavar="P",
+                   help="power of the weighted context sampler (default 1)")
     t.add_argument("--loss", choices=["nll", "expected-nll"], default=None,
                    help="nll: of the sampled targets (default); expected-nll: averaged over the "
                         "exact GP predictive of each target (GP priors; same optimum, less noise)")

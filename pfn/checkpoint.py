@@ -42,6 +42,7 @@ def build_model(cfg: dict, seed: int | None = None) -> PFN:
     return PFN(cfg["num_features"], cfg["n_outputs"], n_classes=cfg["n_classes"],
                d_model=cfg["d_model"], n_heads=cfg["n_heads"], n_layers=cfg["n_layers"],
                d_ff=cfg["d_ff"], standardise=bool(cfg.get("standardise", False)),
+               norm=cfg.get("norm", "pre"), zero_init=bool(cfg.get("zero_init", False)),
                rngs=nnx.Rngs(cfg.get("seed", 0) if seed is None else seed))
 
 

@@ -4,8 +4,18 @@ No positional encodings (a dataset is a set). Context points are embedded as
 ``W_x x + W_y y`` (separate linear maps, summed); target points get ``W_x x`` only, so their
 y never enters. Attention mask: every point (context or target) attends to the context
 points only, so targets do not see each other and predictions are independent per target.
-A pre-LayerNorm encoder stack, then a linear head: K logits of the Riemann distribution
-(regression) or class logits (classification).
+An encoder stack, then a linear head: K logits of the Riemann distribution (regression) or
+class logits (classification).
+
+Two architecture options, both of the PFN reference code (``automl/PFNs``, ``transformer.py``
+and ``layer.py``): ``norm="post"``, the post-LayerNorm layer of Vaswani et al. 2017 that the
+paper's code uses (``h = LN(h + MHA(h)); h = LN(h + FF(h))``, no final norm: the last layer's
+output is already normalised), against ``norm="pre"`` (``h = h + MHA(LN h); h = h + FF(LN h)``
+and a final LN); and ``zero_init``: the output projection of each residual branch (attention
+out-projection, second FFN linear) starts at zero, so each pre-LN layer starts as the identity
+(a post-LN one as ``LN``), the reference code's ``init_weights``. The class defaults
+(``"pre"``, ``False``) build the first checkpoints' architecture; new training runs record
+the reference code's choices (``pfn.train.ARCH_DEFAULTS``, chosen by bench/pfn_arch_ab.py).
 
 Per-dataset standardisation (``standardise=True``, TabPFN's preprocessing, Hollmann et al.
 2023): before the embedding, every feature of x is shifted and scaled by the context's mean and
@@ -45,10 +55,20 @@ def context_affine(v, mask):
     return mean, jnp.where(ok, std, 1.0)
 
 
-class EncoderLayer(nnx.Module):
-    """Pre-LN transformer block: x + MHA(LN x), then x + FF(LN x) (GELU)."""
+NORMS = ("pre", "post")
 
-    def __init__(self, d_model: int, n_heads: int, d_ff: int, *, rngs: nnx.Rngs):
+
+class EncoderLayer(nnx.Module):
+    """Transformer block (GELU feed-forward). ``norm="pre"``: ``x + MHA(LN x)``, then
+    ``x + FF(LN x)``; ``"post"``: ``LN(x + MHA(x))``, then ``LN(x + FF(x))``. ``zero_init``:
+    the attention out-projection and the second feed-forward linear start at zero (kernel and
+    bias), so both residual branches start at 0."""
+
+    def __init__(self, d_model: int, n_heads: int, d_ff: int, *, norm: str = "pre",
+                 zero_init: bool = False, rngs: nnx.Rngs):
+        if norm not in NORMS:
+            raise ValueError(f"norm must be one of {NORMS}, got {norm!r}")
+        self.post_norm = norm == "post"
         self.norm1 = nnx.LayerNorm(d_model, rngs=rngs)
         self.attn = nnx.MultiHeadAttention(
             num_heads=n_heads, in_features=d_model, qkv_features=d_model, decode=False,
@@ -57,6 +77,10 @@ class EncoderLayer(nnx.Module):
         self.norm2 = nnx.LayerNorm(d_model, rngs=rngs)
         self.ff1 = nnx.Linear(d_model, d_ff, rngs=rngs)
         self.ff2 = nnx.Linear(d_ff, d_model, rngs=rngs)
+        if zero_init:  # after the default init, so every other weight draws the same values
+            for param in (self.attn.out.kernel, self.attn.out.bias, self.ff2.kernel,
+                          self.ff2.bias):
+                param[...] = jnp.zeros_like(param[...])
 
     def __call__(self, h, mask=None, n_context: int | None = None):
         """``mask``: every position attends to the context positions (any, even traced, context
@@ -64,12 +88,15 @@ class EncoderLayer(nnx.Module):
         positions only, the same result at ``n (n_context)`` instead of ``n^2`` attention cost
         (then ``mask``, if given, is a key mask ``(b, 1, 1, n_context)`` over that slice: padded
         context slots it leaves out)."""
-        hn = self.norm1(h)
+        hn = h if self.post_norm else self.norm1(h)
         if n_context is None:
             a = self.attn(hn, mask=mask, deterministic=True)
         else:
             ctx = hn[:, :n_context]
             a = self.attn(hn, ctx, ctx, mask=mask, deterministic=True)
+        if self.post_norm:
+            h = self.norm1(h + a)
+            return self.norm2(h + self.ff2(jax.nn.gelu(self.ff1(h))))
         h = h + a
         return h + self.ff2(jax.nn.gelu(self.ff1(self.norm2(h))))
 
@@ -85,7 +112,8 @@ class PFN(nnx.Module):
 
     def __init__(self, num_features: int, n_outputs: int, *, n_classes: int = 0,
                  d_model: int = 128, n_heads: int = 4, n_layers: int = 4, d_ff: int = 256,
-                 standardise: bool = False, rngs: nnx.Rngs):
+                 standardise: bool = False, norm: str = "pre", zero_init: bool = False,
+                 rngs: nnx.Rngs):
         self.num_features = num_features
         self.n_classes = n_classes
         self.standardise = bool(standardise)
@@ -94,9 +122,11 @@ class PFN(nnx.Module):
             self.y_embed = nnx.Embed(n_classes, d_model, rngs=rngs)
         else:
             self.y_embed = nnx.Linear(1, d_model, rngs=rngs)
-        layers = [EncoderLayer(d_model, n_heads, d_ff, rngs=rngs) for _ in range(n_layers)]
+        layers = [EncoderLayer(d_model, n_heads, d_ff, norm=norm, zero_init=zero_init, rngs=rngs)
+                  for _ in range(n_layers)]
         self.layers = nnx.List(layers) if hasattr(nnx, "List") else layers  # flax < 0.12
-        self.norm = nnx.LayerNorm(d_model, rngs=rngs)
+        if norm == "pre":  # post-LN layers end normalised: the reference code has no final norm
+            self.norm = nnx.LayerNorm(d_model, rngs=rngs)
         self.head = nnx.Linear(d_model, n_outputs, rngs=rngs)
 
     def embed_y(self, y):
@@ -164,7 +194,7 @@ class PFN(nnx.Module):
                 mask = mask & real[:, None, None, :]
             for layer in self.layers:
                 h = layer(h, mask)
-        return self.head(self.norm(h))
+        return self.head(self.norm(h) if hasattr(self, "norm") else h)
 
     def predict(self, x_ctx, y_ctx, x_tgt, context_mask=None):
         """Outputs for targets given an explicit context: (b, m, n_outputs). ``context_mask``

@@ -35,6 +35,7 @@ from pde_data.priors.samplers import make_prior
 from pde_data.runs import Run
 from pde_data.runs.loop import Loop, fit
 from pfn.checkpoint import STATS, build_model, load_any
+from pfn.model import NORMS
 from pfn.riemann import RiemannDistribution, borders_from_samples
 
 DEFAULTS: dict[str, Any] = {
@@ -58,6 +59,21 @@ DEFAULTS: dict[str, Any] = {
     "log_every": 25,
 }
 
+# Architecture and context-size options (pfn.model; :func:`context_size_probs`): the values
+# every NEW run records in its config, and LEGACY, what a config written before the options
+# existed means (the first checkpoints' architecture and sampler), so those keep loading,
+# resuming and predicting exactly as before. The new-run values are the PFN reference code's
+# three choices, which won the equal-budget A/B of bench/pfn_arch_ab.json (gp-rbf, gp-hyper).
+ARCH_DEFAULTS: dict[str, Any] = {
+    "norm": "post",
+    "zero_init": True,
+    "context_sampler": "weighted",
+    "context_power": 1.0,
+}
+LEGACY: dict[str, Any] = {"norm": "pre", "zero_init": False, "context_sampler": "uniform",
+                          "context_power": 1.0}
+CONTEXT_SAMPLERS = ("uniform", "weighted")
+
 # "nll": -log q(y) of the sampled target y (the paper's loss). "expected-nll": its average over
 # y ~ p(y | context, generating hyperparameters), exact for GP priors (``prior.predictive``):
 # the same expected loss, hence the same minimiser (the posterior predictive), without the
@@ -76,7 +92,7 @@ PRESETS: dict[str, dict[str, Any]] = {
 # Config keys that must agree between a run and the model it starts from (``init_from``);
 # a run on a data file may start from a model fitted to any prior.
 ARCHITECTURE = ("prior", "prior_options", "task", "num_features", "n_classes", "n_outputs",
-                "d_model", "n_heads", "n_layers", "d_ff", "max_context", "standardise")
+                "d_model", "n_heads", "n_layers", "d_ff", "max_context", "standardise", "norm")
 
 _POSITIVE_INT = ("steps", "batch_size", "min_context", "max_context", "n_targets", "d_model",
                  "n_heads", "n_layers", "d_ff", "n_buckets", "border_samples",
@@ -129,6 +145,16 @@ def check_options(cfg: dict) -> None:
             "none", "standardize")
         if cfg[key] not in allowed:
             raise ValueError(f"unknown {key} {cfg[key]!r}; choose from {', '.join(allowed)}")
+    if cfg.get("norm", LEGACY["norm"]) not in NORMS:
+        raise ValueError(f"--norm must be one of {', '.join(NORMS)}, got {cfg['norm']!r}")
+    if not isinstance(cfg.get("zero_init", False), bool):
+        raise ValueError(f"zero_init must be true or false, got {cfg['zero_init']!r}")  # noqa: TRY004
+    if cfg.get("context_sampler", "uniform") not in CONTEXT_SAMPLERS:
+        raise ValueError(f"--context-sampler must be one of {', '.join(CONTEXT_SAMPLERS)}, got "
+                         f"{cfg['context_sampler']!r}")
+    v = cfg.get("context_power", 1.0)
+    if isinstance(v, bool) or not isinstance(v, numbers.Real) or not (math.isfinite(v) and v >= 0):
+        raise ValueError(f"--context-power must be a finite number >= 0, got {v!r}")
 
 
 def _fingerprint(data: PointSetData) -> str:
@@ -148,11 +174,12 @@ def build_config(prior: str | None = None, data: PointSetData | None = None,
     here, with an error naming it."""
     if (prior is None) == (data is None):
         raise ValueError("give exactly one of --prior and --data")
-    unknown = sorted(set(options) - set(DEFAULTS) - {"loss", "init_from", "x_transform",
-                                                     "y_transform", "standardise"})
+    unknown = sorted(set(options) - set(DEFAULTS) - set(ARCH_DEFAULTS) - {
+        "loss", "init_from", "x_transform", "y_transform", "standardise"})
     if unknown:
         raise ValueError(f"unknown option(s) {unknown}")
     cfg = dict(DEFAULTS)
+    cfg.update(ARCH_DEFAULTS)
     cfg.update({"x_transform": "none", "y_transform": "none"})
     if prior is not None:
         if not isinstance(prior, str):
@@ -311,21 +338,67 @@ def make_optimizer(cfg: dict):
     return optax.apply_if_finite(tx, max_consecutive_errors=20), schedule
 
 
+def context_size_probs(min_context: int, max_context: int, sampler: str = "uniform",
+                       power: float = 1.0) -> np.ndarray:
+    """Exact probabilities of the context sizes ``n = min_context .. max_context`` that a
+    training batch draws (float64, summing to 1).
+
+    ``"uniform"``: each size alike. ``"weighted"``: the PFN reference code's
+    ``get_weighted_single_eval_pos_sampler(max_len, min_len, p)`` (``automl/PFNs``, used by its
+    GP-fitting runs) with ``max_len = max_context + 1``: ``P(n) ~ (max_context + 1 - n)^-power``,
+    so the largest context is drawn most often (``power = 1``: harmonic weights, 1 : 1/2 : 1/3
+    ... from the top). A batch has ``max_context + n_targets - n`` targets, fewer at large n,
+    and its loss is their mean (:func:`loss_fn`, as in the reference code, where every batch
+    weighs alike): the weighting gives the large contexts, hard and rarely seen otherwise,
+    more of the gradient steps."""
+    n = np.arange(min_context, max_context + 1, dtype=np.float64)
+    if sampler == "uniform":
+        w = np.ones_like(n)
+    elif sampler == "weighted":
+        w = (max_context + 1.0 - n) ** -float(power)
+    else:
+        raise ValueError(f"unknown context sampler {sampler!r}; available: "
+                         f"{', '.join(CONTEXT_SAMPLERS)}")
+    return w / w.sum()
+
+
+def draw_context_size(cfg: dict):
+    """A jit-able ``draw(key) -> int32 scalar``: one batch's context size, with the
+    probabilities of :func:`context_size_probs` for ``cfg`` (uniform for a config without
+    ``context_sampler``, drawn exactly as before the option existed)."""
+    lo, hi = cfg["min_context"], cfg["max_context"]
+    sampler = cfg.get("context_sampler", LEGACY["context_sampler"])
+    if sampler == "uniform":
+        return lambda key: jax.random.randint(key, (), lo, hi + 1)
+    logits = jnp.log(jnp.asarray(context_size_probs(
+        lo, hi, sampler, cfg.get("context_power", LEGACY["context_power"])), jnp.float32))
+    return lambda key: lo + jax.random.categorical(key, logits).astype(jnp.int32)
+
+
 def make_sampler(cfg: dict, data: PointSetData | None = None):
-    """A jit-able ``sample(key) -> TrainBatch``: one context size per batch, drawn uniformly
-    in ``[min_context, max_context]``; then the prior's datasets (or the file's tasks) and, for
+    """A jit-able ``sample(key) -> TrainBatch``: one context size per batch
+    (:func:`draw_context_size`); then the prior's datasets (or the file's tasks) and, for
     the expected NLL, their exact predictive."""
     bs, n_points = cfg["batch_size"], cfg["max_context"] + cfg["n_targets"]
+    draw_n = draw_context_size(cfg)
     if data is not None:
         draw = data.sampler(bs, n_points, cfg["min_context"], cfg["max_context"],
                             shared_context=True)
-        return lambda key: TrainBatch(draw(key))
+        if cfg.get("context_sampler", LEGACY["context_sampler"]) == "uniform":
+            return lambda key: TrainBatch(draw(key))
+
+        def sample_data(key):  # the file's random subsets, split at a weighted context size
+            k_ctx, k_data = jax.random.split(key)
+            points = draw(k_data)
+            return TrainBatch(PointSets.prefix(points.x, points.y, draw_n(k_ctx)))
+
+        return sample_data
     prior = make_prior(cfg["prior"], **cfg["prior_options"])
     expected = cfg.get("loss", "nll") == "expected-nll"
 
     def sample(key):
         k_ctx, k_data = jax.random.split(key)
-        n_ctx = jax.random.randint(k_ctx, (), cfg["min_context"], cfg["max_context"] + 1)
+        n_ctx = draw_n(k_ctx)
         points = prior(k_data, bs, n_points, n_ctx)
         if not expected:
             return TrainBatch(points)
@@ -359,7 +432,11 @@ def train(out: str, prior: str | None = None, stop_after: int | None = None,
                          "local devices")
     out = Path(out)
     source, stats = None, None
-    if not (out / "config.json").exists():  # a new run: everything checked before any write
+    if cfg.get("init_from"):
+        cfg = inherit_architecture(cfg, options)
+    if (out / "config.json").exists():  # a run written before the options: keep its meaning
+        cfg = legacy_config(cfg, Run.open(out).read_config(), options)
+    else:  # a new run: everything checked before any write
         if cfg.get("init_from"):
             source = initial_model(cfg)
         stats = source[1] if source else prior_statistics(cfg, dataset)
@@ -398,6 +475,24 @@ def train(out: str, prior: str | None = None, stop_after: int | None = None,
         run.close()
 
 
+def legacy_config(cfg: dict, stored: dict, options: dict) -> dict:
+    """``cfg`` without the :data:`ARCH_DEFAULTS` keys that the ``stored`` config of an earlier
+    run lacks and ``options`` do not set: resuming a run made before those options existed
+    builds and samples as it did (:data:`LEGACY`), and its config still matches."""
+    drop = [k for k in ARCH_DEFAULTS if k not in stored and options.get(k) is None]
+    return {k: v for k, v in cfg.items() if k not in drop}
+
+
+def inherit_architecture(cfg: dict, options: dict) -> dict:
+    """``cfg`` with the layer options (``norm``, ``zero_init``) of the model it starts from
+    (``init_from``; :data:`LEGACY` for a model made before the options) wherever ``options``
+    do not set them: continuing a checkpoint keeps its architecture whatever the new-run
+    defaults are."""
+    src_cfg = load_any(cfg["init_from"])[1]
+    return {**cfg, **{k: src_cfg.get(k, LEGACY[k]) for k in ("norm", "zero_init")
+                      if options.get(k) is None}}
+
+
 def initial_model(cfg: dict):
     """(model, prior_stats) of ``cfg["init_from"]`` (a shipped name, export or run folder) to
     continue training from: same architecture and prior, and its bucket borders (the head's
@@ -405,8 +500,9 @@ def initial_model(cfg: dict):
     model, src_cfg, stats = load_any(cfg["init_from"])
     keys = ARCHITECTURE if cfg.get("prior") is not None else [
         k for k in ARCHITECTURE if k not in ("prior", "prior_options")]
-    differ = [k for k in keys if src_cfg.get(k) != cfg.get(k)]
+    differ = [k for k in keys if src_cfg.get(k, LEGACY.get(k)) != cfg.get(k, LEGACY.get(k))]
     if differ:
-        detail = ", ".join(f"{k}: {src_cfg.get(k)!r} vs {cfg.get(k)!r}" for k in differ)
+        detail = ", ".join(f"{k}: {src_cfg.get(k, LEGACY.get(k))!r} vs "
+                           f"{cfg.get(k, LEGACY.get(k))!r}" for k in differ)
         raise ValueError(f"cannot start from {cfg['init_from']!r}: it is another model ({detail})")
     return model, {k: np.asarray(v) for k, v in stats.items()}
