@@ -117,7 +117,7 @@ def test_one_compilation_per_bucket(monkeypatch):
     assert len(traces) == first + 1
 
 
-@pytest.mark.parametrize("name", ["anp-rbf", "mpanp-rbf"])
+@pytest.mark.parametrize("name", ["anp-rbf", pytest.param("mpanp-rbf", marks=pytest.mark.slow)])
 def test_shipped_models_use_their_context(name):
     """Deliverable 3 of issue 14: a model that ignored its context would predict alike for the
     contexts y and -y. At targets next to the context points the predictions must differ by

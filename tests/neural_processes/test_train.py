@@ -141,7 +141,7 @@ def context_baseline_ll(batch) -> np.ndarray:
     return (lp * mt).sum(1) / mt.sum(1)
 
 
-@pytest.mark.parametrize("name", ["anp-rbf", "mpanp-rbf"])
+@pytest.mark.parametrize("name", ["anp-rbf", pytest.param("mpanp-rbf", marks=pytest.mark.slow)])
 def test_shipped_models_beat_trivial_baseline(name):
     if name not in available():
         pytest.skip(f"{name} not shipped")

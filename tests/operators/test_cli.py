@@ -21,6 +21,7 @@ def test_help_lists_the_verbs():
         assert verb in out.stdout
 
 
+@pytest.mark.slow  # 20+ s; the train CLI's fast coverage: test_train.py and the error tests
 def test_train_then_evaluate_json(tmp_path, capsys):
     pde_data.save(pde_data.darcy.generate(0, 20, 16), tmp_path / "train.nc")
     pde_data.save(pde_data.darcy.generate(1, 4, 11), tmp_path / "test.nc")

@@ -80,6 +80,7 @@ def test_periodic_second_order(name):
     assert orders[-1] > 1.7 or max(d) < 1e-5, (d, orders)
 
 
+@pytest.mark.slow  # 20+ s; test_convert's U-Net base-grid equality is the fast check
 def test_unet_no_is_the_plain_unet_on_the_reference_grid():
     hp = {k: v for k, v in SMALL["unet-no"].items() if k != "base_resolution"}
     plain = operators.UNet(1, 1, rngs=nnx.Rngs(0), **hp)

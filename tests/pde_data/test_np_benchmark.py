@@ -23,6 +23,7 @@ def test_shapes_masks_and_ranges(kind):
     assert x.min() >= -2 and x.max() <= 2 and np.all(np.isfinite(np.asarray(b.y)))
 
 
+@pytest.mark.slow  # 15+ s
 def test_seeded_and_fixed_test_set():
     a = nb.sample_tasks(jax.random.key(1), "rbf", 8)
     b = nb.sample_tasks(jax.random.key(1), "rbf", 8)
