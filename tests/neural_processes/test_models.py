@@ -116,7 +116,7 @@ def test_stochastic_log_likelihood_is_pointwise_mixture():
     assert samples_spread.mean() > 0  # the generated pseudo contexts change the prediction
 
 
-@pytest.mark.parametrize("name", ["mpnp", "mpanp"])
+@pytest.mark.parametrize("name", [pytest.param("mpnp", marks=pytest.mark.slow), "mpanp"])
 def test_generator_pseudo_context_shapes(name):
     model = small(name)
     xc, yc, _, _ = data(b=2, nc=9)

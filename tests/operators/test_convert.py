@@ -263,6 +263,7 @@ def _orders(model, sizes, periodic, field=smooth2):
     return d, [float(np.log2(d[i] / d[i + 1])) for i in range(len(d) - 1)]
 
 
+@pytest.mark.slow  # moved out of the 6-minute default suite
 def test_unet_converges_second_order_on_periodic_grids(unets):
     """Nested periodic grids 16 -> 32 -> 64 -> 128 with a smooth input: about second order."""
     d, orders = _orders(unets[True][1], (16, 32, 64, 128), True)

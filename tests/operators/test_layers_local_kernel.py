@@ -168,6 +168,7 @@ def test_physical_vcycle_at_base_resolution_is_an_mgno_vcycle(mode):
     np.testing.assert_allclose(got, want, rtol=1e-3, atol=1e-4 * np.abs(want).max())
 
 
+@pytest.mark.slow  # moved out of the 6-minute default suite
 def test_physical_vcycle_any_size_and_bad_base():
     mg = PhysicalMgConv(1, 2, [(1, 0), (1, 0), (2, 0)], base_resolution=16, rngs=nnx.Rngs(0))
     for n in (9, 23):

@@ -94,7 +94,7 @@ def test_reference_prolongation_kernels():
     assert reference_prolongation_kernels(256, 6) == [4] * 5
 
 
-@pytest.mark.parametrize("size", [85, 30, 7])
+@pytest.mark.parametrize("size", [pytest.param(85, marks=pytest.mark.slow), 30, 7])
 def test_any_grid_size(size):
     mg = MgConv(1, 2, rngs=nnx.Rngs(0))  # 6 levels
     y = mg(jnp.ones((1, size, size, 1)))

@@ -49,6 +49,7 @@ def test_up_is_the_direct_sum(mode):
     np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-5)
 
 
+@pytest.mark.slow  # moved out of the 6-minute default suite
 def test_down_halves_the_grid():
     down = Down(2, 4, dim=2, base_resolution=16, rngs=nnx.Rngs(0))
     assert down(jnp.zeros((1, 17, 33, 2))).shape == (1, 9, 17, 4)

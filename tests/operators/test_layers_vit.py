@@ -48,6 +48,7 @@ def test_patch_embed_on_other_grids_is_the_quadrature(mode, n):
     np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-5)
 
 
+@pytest.mark.slow  # moved out of the 6-minute default suite
 def test_patch_embed_converges_second_order():
     pe = PatchEmbed(1, 2, 4, dim=2, base_resolution=8, padding="wrap", rngs=nnx.Rngs(2))
     outs = []

@@ -68,7 +68,8 @@ def test_converges_under_refinement(name):
     assert d[1] < d[0] / 1.6, d
 
 
-@pytest.mark.parametrize("name", [pytest.param("unet-no", marks=pytest.mark.slow), "vit-no", "attention-no"])
+@pytest.mark.parametrize("name", [pytest.param("unet-no", marks=pytest.mark.slow),
+                                  pytest.param("vit-no", marks=pytest.mark.slow), "attention-no"])
 def test_periodic_second_order(name):
     model = build(name, periodic=True)
     f = jax.jit(lambda x: model(x))
@@ -95,6 +96,7 @@ def test_unet_no_is_the_plain_unet_on_the_reference_grid():
     assert type(converted.lift) is nnx.Conv and type(converted.down[0]).__name__ == "ConvertedConv"
 
 
+@pytest.mark.slow  # moved out of the 6-minute default suite
 def test_unet_no_refuses_grids_its_strides_do_not_divide():
     model = build("unet-no", channel_mult=[1, 2, 2])
 

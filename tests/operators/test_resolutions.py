@@ -106,6 +106,7 @@ def test_multi_resolution_resume_is_exact(darcy17, tmp_path):
         train_small(darcy17, parts, epochs=2, n_val=4, resolutions=[5, 17])
 
 
+@pytest.mark.slow  # moved out of the 6-minute default suite
 def test_grids_the_model_cannot_serve_are_refused_before_the_run_starts(darcy17, tmp_path):
     from operators.train import train
 

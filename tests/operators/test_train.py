@@ -106,6 +106,7 @@ def test_changed_configuration_is_refused(darcy, whole):
                     lr=1e-2)
 
 
+@pytest.mark.slow  # moved out of the 6-minute default suite
 def test_reference_recipe_trains_resumes_exactly_and_steps_lr_per_epoch(darcy, tmp_path):
     """``recipe="mgno-reference"`` (coupled-L2 Adam, one-cycle stepped once per epoch with beta1
     cycling: injected hyper-parameters in the optimiser state) is recorded in the run, logs the

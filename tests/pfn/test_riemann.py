@@ -106,7 +106,7 @@ def test_expected_nll_under_a_gaussian_matches_numerical_integration(dist, row, 
     np.testing.assert_allclose(float(got[row]), expected, rtol=2e-4, atol=2e-4)
 
 
-@pytest.mark.parametrize("width", [0.1, 0.05, 0.025])
+@pytest.mark.parametrize("width", [0.1, pytest.param(0.05, marks=pytest.mark.slow), 0.025])
 def test_bucketised_gaussian_loses_the_predicted_nats(width):
     """KL(N(0, s^2) || its bucketised bar distribution) = E[-log q] - entropy, which for buckets
     of width w << s is w^2 / (24 s^2) (second order in w; the head's resolution floor)."""
