@@ -158,8 +158,8 @@ def _train(args) -> None:
 def _evaluate(args) -> None:
     from neural_processes.evaluate import evaluate_run, evaluate_shipped
 
-    common = dict(data=args.data, n_tasks=args.n_tasks, seed=args.seed,
-                  num_samples=args.num_samples, progress=not args.no_progress)
+    common = {"data": args.data, "n_tasks": args.n_tasks, "seed": args.seed,
+              "num_samples": args.num_samples, "progress": not args.no_progress}
     if args.run is not None:
         res = evaluate_run(args.run, plot=not args.no_plot, **common)
     else:

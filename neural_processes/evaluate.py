@@ -96,9 +96,8 @@ def evaluate_shipped(name_or_folder, *, data: str | None = None, n_tasks: int = 
                      ) -> dict:
     """Evaluate a shipped model (by name) or an export folder on ``data`` (default: the data it
     was trained on, as its ``config.json`` records); writes nothing."""
-    from pde_data.runs import shipped
-
     from neural_processes.checkpoint import PACKAGE, SHIPPED, from_pretrained
+    from pde_data.runs import shipped
 
     trained = shipped.read(shipped.resolve(name_or_folder, SHIPPED), PACKAGE).trained
     if data is None:
