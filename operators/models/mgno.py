@@ -92,7 +92,7 @@ def prolongation_kernels(prolongation_kernel, grid_size, levels: int, restrictio
         # transposed convolution is cropped to the fine grid, so it fits either parity)
         return [max(ks) for ks in zip(*per_axis)]
     if isinstance(prolongation_kernel, str):
-        raise ValueError(f"prolongation_kernel must be 'auto', an int or a list, got {prolongation_kernel!r}")
+        raise ValueError(f"prolongation_kernel must be 'auto', an int or a list, got {prolongation_kernel!r}")  # noqa: TRY004 (an unknown option value, not a wrong type)
     if isinstance(prolongation_kernel, (int, float)):
         return [int(prolongation_kernel)] * (levels - 1)
     return [int(k) for k in prolongation_kernel]
