@@ -7,6 +7,12 @@ d = 3, n context points, 50 targets; per-point test NLL of
   as in training and in ``python -m pfn evaluate``);
 - ``pfn_estimator``: ``pfn.PFNRegressor(model=...)`` as a user calls it (it rescales X to
   [0, 1] by the context's range and standardises y itself);
+- ``pfn_estimator_k{K}`` (``--n-estimators 1,K``): the estimator with a test-time ensemble of
+  K views (``n_estimators=K, random_state=i``: feature permutations and reflections x -> 1 - x,
+  the prior's symmetries, ``pfn.ensemble``);
+- ``pfn_estimator_range``: the estimator with the context's own min and max mapped to 0 and 1
+  (its scaling before 2026-12-05; now the unbiased uniform-support estimate), for the paired
+  comparison;
 - ``sklearn``: ``GaussianProcessRegressor(ConstantKernel * Matern(nu=2.5) + WhiteKernel,
   n_restarts_optimizer=5)`` (isotropic lengthscale, as the prior; L-BFGS-B on the log
   marginal likelihood from the default start and 5 random ones); its predictive std includes
@@ -61,7 +67,15 @@ def sklearn_nll(xc, yc, xt, yt, restarts, seed):
     return gaussian_nll(yt, mean, np.maximum(std, 1e-12) ** 2)
 
 
-def measure(model_name, dims, contexts, n_datasets, n_targets, restarts, seed):
+class _RangeScaled(PFNRegressor):
+    """The estimator with its previous x scaling: the context's min and max to 0 and 1."""
+
+    def _fit_x_transform(self, X, kind):
+        lo, hi = X.min(0), X.max(0)
+        self._x_shift, self._x_scale = lo, np.where(hi > lo, hi - lo, 1.0)
+
+
+def measure(model_name, dims, contexts, n_datasets, n_targets, restarts, seed, ensembles=(1,)):
     network, cfg, stats = load_any(model_name)
     borders = jnp.asarray(stats["borders"])
     width = cfg["num_features"]
@@ -90,13 +104,19 @@ def measure(model_name, dims, contexts, n_datasets, n_targets, restarts, seed):
             per = {"pfn": np.asarray(-dist.logpdf(jnp.asarray((yt - shift) / scale, jnp.float32)))
                    + np.log(scale),
                    "oracle": gaussian_nll(yt, o_mean, o_var)}
-            est, sk = [], []
+            variants = {("pfn_estimator" if k == 1 else f"pfn_estimator_k{k}"):
+                        (lambda i, k=k: PFNRegressor(model=model_name, n_estimators=k,
+                                                     random_state=i)) for k in ensembles}
+            variants["pfn_estimator_range"] = lambda i: _RangeScaled(model=model_name, n_estimators=1)
+            est, sk = {name: [] for name in variants}, []
             for i in range(len(x)):
                 xc, yc, xt = x[i, :n], y[i, :n], x[i, n:]
-                reg = PFNRegressor(model=model_name).fit(xc, yc)
-                est.append(-reg.predict_distribution(xt).logpdf(yt[i]))
+                for name, make in variants.items():
+                    reg = make(i).fit(xc, yc)
+                    est[name].append(-reg.predict_distribution(xt).logpdf(yt[i]))
                 sk.append(sklearn_nll(xc, yc, xt, yt[i], restarts, seed + i))
-            per["pfn_estimator"], per["sklearn"] = np.array(est), np.array(sk)
+            per.update({name: np.array(v) for name, v in est.items()})
+            per["sklearn"] = np.array(sk)
             per = {k: v.mean(axis=1) for k, v in per.items()}  # per dataset
             se = lambda v: float(v.std(ddof=1) / np.sqrt(len(v)))
             row = {"d": d, "n": n, "n_datasets": int(ok.sum()), "n_failed_draws": int((~ok).sum()),
@@ -104,11 +124,21 @@ def measure(model_name, dims, contexts, n_datasets, n_targets, restarts, seed):
             for k, v in per.items():
                 row[f"{k}_nll"], row[f"{k}_nll_se"] = float(v.mean()), se(v)
                 row[f"{k}_nll_median"] = float(np.median(v))
-            for k in ("pfn", "pfn_estimator"):
+            for k in ("pfn", *variants):
                 diff = per[k] - per["sklearn"]
                 row[f"diff_{k}_sklearn"], row[f"diff_{k}_sklearn_se"] = float(diff.mean()), se(diff)
                 row[f"diff_{k}_sklearn_median"] = float(np.median(diff))
                 row[f"{k}_better_fraction"] = float((diff < 0).mean())
+            for k in variants:  # paired against the plain estimator with the previous scaling
+                if k != "pfn_estimator_range":
+                    diff = per[k] - per["pfn_estimator_range"]
+                    row[f"diff_{k}_range"], row[f"diff_{k}_range_se"] = float(diff.mean()), se(diff)
+            if len(ensembles) > 1:  # each ensemble against the plain estimator
+                for k in variants:
+                    if k.startswith("pfn_estimator_k"):
+                        diff = per[k] - per["pfn_estimator"]
+                        row[f"diff_{k}_plain"], row[f"diff_{k}_plain_se"] = (float(diff.mean()),
+                                                                              se(diff))
             rows.append(row)
             print(f"d={d} n={n:3d}  pfn {row['pfn_nll']:.3f}+-{row['pfn_nll_se']:.3f}  "
                   f"estimator {row['pfn_estimator_nll']:.3f}+-{row['pfn_estimator_nll_se']:.3f}  "
@@ -116,6 +146,9 @@ def measure(model_name, dims, contexts, n_datasets, n_targets, restarts, seed):
                   f"oracle {row['oracle_nll']:.3f}  pfn-sk {row['diff_pfn_sklearn']:+.3f}"
                   f"+-{row['diff_pfn_sklearn_se']:.3f} (median {row['diff_pfn_sklearn_median']:+.3f},"
                   f" pfn better on {row['pfn_better_fraction']:.0%})  {row['seconds']} s",
+                  flush=True)
+            print("    " + "  ".join(f"{k} {row[f'{k}_nll']:.3f} (-sk {row[f'diff_{k}_sklearn']:+.3f}"
+                                      f"+-{row[f'diff_{k}_sklearn_se']:.3f})" for k in variants),
                   flush=True)
     return rows
 
@@ -130,6 +163,8 @@ def main():
     ap.add_argument("--restarts", type=int, default=5)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--out", default=str(Path(__file__).with_name("pfn_gp_hyper_sklearn.json")))
+    ap.add_argument("--n-estimators", default="1",
+                    help="comma-separated test-time ensemble sizes of the estimator, e.g. 1,8")
     ap.add_argument("--overwrite", action="store_true")
     args = ap.parse_args()
     out = Path(args.out)
@@ -137,13 +172,15 @@ def main():
         ap.error(f"{out} exists; pass --overwrite to replace it")
     dims = [int(v) for v in args.dims.split(",")]
     contexts = [int(v) for v in args.contexts.split(",")]
+    ensembles = [int(v) for v in args.n_estimators.split(",")]
     rows = measure(args.model, dims, contexts, args.n_datasets, args.n_targets, args.restarts,
-                   args.seed)
+                   args.seed, ensembles)
     result = {"model": args.model, "date": time.strftime("%Y-%m-%d"),
               "machine": "2-core CPU VM shared with other jobs", "jax": jax.__version__,
               "baseline": "sklearn GaussianProcessRegressor(ConstantKernel*Matern(nu=2.5)"
                           f"+WhiteKernel, n_restarts_optimizer={args.restarts})",
-              "n_targets": args.n_targets, "seed": args.seed, "rows": rows}
+              "n_targets": args.n_targets, "seed": args.seed, "n_estimators": ensembles,
+              "rows": rows}
     fd, tmp = tempfile.mkstemp(dir=out.parent, prefix=out.name, suffix=".tmp")
     with os.fdopen(fd, "w") as f:
         json.dump(result, f, indent=1)

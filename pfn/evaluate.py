@@ -198,7 +198,9 @@ def expected_calibration_error(proba, y, n_bins=10):
 
 def tabular_benchmark(make_pfn, train_sizes=(20, 50, 100), n_splits=10, seed=0,
                       baselines=("logreg", "gpc")):
-    """Accuracy, ROC AUC (one-vs-rest, macro) and ECE over random stratified splits."""
+    """Accuracy, ROC AUC (one-vs-rest, macro) and ECE over random stratified splits.
+    ``make_pfn``: a maker of the PFN estimator (method ``"pfn"``), or ``{method: maker}`` to
+    score several on the same splits (makers take the split index, e.g. as a random_state)."""
     from sklearn.gaussian_process import GaussianProcessClassifier
     from sklearn.linear_model import LogisticRegression
     from sklearn.metrics import accuracy_score, roc_auc_score
@@ -206,7 +208,8 @@ def tabular_benchmark(make_pfn, train_sizes=(20, 50, 100), n_splits=10, seed=0,
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
 
-    makers = {"pfn": make_pfn,
+    pfns = dict(make_pfn) if isinstance(make_pfn, dict) else {"pfn": lambda split: make_pfn()}
+    makers = {**pfns,
               "logreg": lambda: make_pipeline(StandardScaler(), LogisticRegression(max_iter=2000)),
               "gpc": lambda: make_pipeline(StandardScaler(), GaussianProcessClassifier())}
     rows = []
@@ -223,9 +226,10 @@ def tabular_benchmark(make_pfn, train_sizes=(20, 50, 100), n_splits=10, seed=0,
                     Xtr, Xte, ytr, yte = train_test_split(
                         X, y, train_size=n_train, random_state=int(rng.integers(1 << 31)))
                 classes = np.unique(y)
-                for method in ("pfn", *baselines):
+                for method in (*pfns, *baselines):
                     t0 = time.perf_counter()
-                    est = makers[method]().fit(Xtr, ytr)
+                    est = (makers[method](split) if method in pfns else makers[method]()).fit(
+                        Xtr, ytr)
                     proba_seen = est.predict_proba(Xte)
                     elapsed = time.perf_counter() - t0
                     seen = est.classes_ if hasattr(est, "classes_") else est[-1].classes_

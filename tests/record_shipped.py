@@ -28,10 +28,10 @@ def record_pfn(names: list[str]) -> None:
     for name in names:
         key = PFN_KEYS[name]
         if name == "tabular":
-            f["tab_proba"] = PFNClassifier.from_pretrained(name).fit(
+            f["tab_proba"] = PFNClassifier.from_pretrained(name).set_params(n_estimators=1).fit(
                 f["tab_x"], f["tab_y"]).predict_proba(f["tab_xt"])
             continue
-        dist = PFNRegressor.from_pretrained(name).fit(f[f"{key}_x"], f[f"{key}_y"]) \
+        dist = PFNRegressor.from_pretrained(name).set_params(n_estimators=1).fit(f[f"{key}_x"], f[f"{key}_y"]) \
             .predict_distribution(f[f"{key}_xt"])
         f[f"{key}_mean"], f[f"{key}_std"] = np.asarray(dist.mean), np.asarray(dist.std)
         f[f"{key}_logpdf"] = np.asarray(dist.logpdf(f[f"{key}_yt"]))

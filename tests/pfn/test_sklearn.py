@@ -28,8 +28,10 @@ def _sine(n, seed=0, d=1):
 
 def test_parameters_are_keywords_stored_as_given():
     reg = PFNRegressor()
-    assert reg.get_params() == {"model": "gp-rbf"}
-    assert PFNClassifier().get_params() == {"model": "tabular"}
+    assert reg.get_params() == {"model": "gp-rbf", "n_estimators": 8,
+                                "random_state": 0}
+    assert PFNClassifier().get_params() == {"model": "tabular", "n_estimators": 8,
+                                            "random_state": 0}
     assert is_regressor(reg) and is_classifier(PFNClassifier())
     with pytest.raises(TypeError):
         PFNRegressor("gp-rbf")  # keyword only
