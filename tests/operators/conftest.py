@@ -77,3 +77,14 @@ def trained(darcy, tmp_path_factory):
     out = tmp_path_factory.mktemp("trained") / "run"
     train_small(darcy / "train.nc", out, epochs=1, n_val=4)
     return out
+
+
+def load_bench(name: str):
+    """The module of the script ``bench/<name>.py`` (bench/ is not a package)."""
+    import importlib.util
+
+    path = Path(__file__).resolve().parents[2] / "bench" / f"{name}.py"
+    spec = importlib.util.spec_from_file_location(name, path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod

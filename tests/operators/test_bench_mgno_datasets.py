@@ -3,22 +3,16 @@
 
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
 
 import pytest
 
+from .conftest import load_bench
+
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def _bench():
-    spec = importlib.util.spec_from_file_location("mgno_datasets", ROOT / "bench" / "mgno_datasets.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
-
-
-bench = _bench()
+bench = load_bench("mgno_datasets")
 
 
 def test_grids_nest_and_bad_sizes_are_refused():

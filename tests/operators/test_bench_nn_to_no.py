@@ -3,22 +3,16 @@ fit a budget, and where each resumed chunk of a budgeted run stops."""
 
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
 
 import pytest
 
+from .conftest import load_bench
+
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def _bench():
-    spec = importlib.util.spec_from_file_location("nn_to_no_darcy", ROOT / "bench" / "nn_to_no_darcy.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
-
-
-bench = _bench()
+bench = load_bench("nn_to_no_darcy")
 
 
 def test_plan_epochs_fits_the_budget():
