@@ -3,10 +3,12 @@ sklearn's bundled datasets (iris, wine, breast cancer, digits restricted to its 
 variable pixels) at 20, 50, 100 training rows over 10 random stratified splits.
 ``--n-estimators 1,8`` scores the PFN at each test-time ensemble size (``PFNClassifier(
 n_estimators=K, random_state=split)``) on the same splits (methods ``pfn`` for K = 1,
-``pfn_k{K}`` otherwise). Writes the JSON (one row per split and method, and a summary with
+``pfn_k{K}`` otherwise), and ``--temperatures auto,1`` at each softmax temperature
+(``temperature=...``; methods suffixed ``_t{T}`` unless it is ``auto``, the default). Writes the JSON (one row per split and method, and a summary with
 standard errors over splits and paired differences against logistic regression) and prints a
 markdown table.
     python bench/pfn_tabular.py [--model tabular] [--splits 10] [--n-estimators 1]
+        [--temperatures auto]
 """
 
 from __future__ import annotations
@@ -34,7 +36,7 @@ def summarize(rows: list[dict]) -> list[dict]:
         for method, per in by_method.items():
             splits = sorted(per)
             out = {"dataset": dname, "n_train": n_train, "method": method, "splits": len(splits)}
-            for key in ("accuracy", "roc_auc", "ece", "seconds"):
+            for key in ("accuracy", "roc_auc", "ece", "nll", "seconds"):
                 v = np.array([per[s][key] for s in splits])
                 out[key] = float(v.mean())
                 out[f"{key}_se"] = float(v.std(ddof=1) / np.sqrt(len(v))) if len(v) > 1 else None
@@ -52,24 +54,30 @@ def main():
     ap.add_argument("--splits", type=int, default=10)
     ap.add_argument("--n-estimators", default="1",
                     help="comma-separated test-time ensemble sizes to score, e.g. 1,8")
+    ap.add_argument("--temperatures", default="auto",
+                    help="comma-separated softmax temperatures to score ('auto': chosen by "
+                         "cross-validation on the training rows), e.g. auto,1")
     ap.add_argument("--out", default=str(Path(__file__).with_name("pfn_tabular.json")))
     args = ap.parse_args()
     sizes = [int(k) for k in args.n_estimators.split(",")]
     proto = PFNClassifier.from_pretrained(args.model)  # loads once; clones share the network
-    makers = {("pfn" if k == 1 else f"pfn_k{k}"):
-              (lambda split, k=k: clone(proto).set_params(n_estimators=k, random_state=split))
-              for k in sizes}
+    temps = [t if t == "auto" else float(t) for t in args.temperatures.split(",")]
+    makers = {("pfn" if k == 1 else f"pfn_k{k}") + ("" if t == "auto" else f"_t{t:g}"):
+              (lambda split, k=k, t=t: clone(proto).set_params(n_estimators=k, random_state=split,
+                                                               temperature=t))
+              for k in sizes for t in temps}
     rows = tabular_benchmark(makers, n_splits=args.splits)
     table = summarize(rows)
     Path(args.out).write_text(json.dumps({"model": args.model, "splits": args.splits,
-                                          "n_estimators": sizes, "rows": rows,
+                                          "n_estimators": sizes, "temperatures": temps, "rows": rows,
                                           "summary": table}, indent=1))
-    print("| dataset | n_train | method | accuracy | - logreg (paired) | ROC AUC | ECE | s |")
-    print("|---|---|---|---|---|---|---|---|")
+    print("| dataset | n_train | method | accuracy | - logreg (paired) | ROC AUC | ECE | NLL | s |")
+    print("|---|---|---|---|---|---|---|---|---|")
     for r in table:
         print(f"| {r['dataset']} | {r['n_train']} | {r['method']} | {r['accuracy']:.3f} +- "
               f"{r['accuracy_se'] or 0:.3f} | {r['accuracy_minus_logreg']:+.3f} +- "
               f"{r['accuracy_minus_logreg_se'] or 0:.3f} | {r['roc_auc']:.3f} | {r['ece']:.3f} | "
+              f"{r['nll']:.3f} | "
               f"{r['seconds']:.3f} |")
 
 

@@ -198,7 +198,8 @@ def expected_calibration_error(proba, y, n_bins=10):
 
 def tabular_benchmark(make_pfn, train_sizes=(20, 50, 100), n_splits=10, seed=0,
                       baselines=("logreg", "gpc")):
-    """Accuracy, ROC AUC (one-vs-rest, macro) and ECE over random stratified splits.
+    """Accuracy, ROC AUC (one-vs-rest, macro), ECE and test NLL (log loss, probabilities
+    clipped at 1e-12) over random stratified splits.
     ``make_pfn``: a maker of the PFN estimator (method ``"pfn"``), or ``{method: maker}`` to
     score several on the same splits (makers take the split index, e.g. as a random_state)."""
     from sklearn.gaussian_process import GaussianProcessClassifier
@@ -238,10 +239,11 @@ def tabular_benchmark(make_pfn, train_sizes=(20, 50, 100), n_splits=10, seed=0,
                     yi = np.searchsorted(classes, yte)
                     auc = (roc_auc_score(yi, proba[:, 1]) if len(classes) == 2 else
                            roc_auc_score(yi, proba, multi_class="ovr", labels=np.arange(len(classes))))
+                    nll = -np.log(np.maximum(proba[np.arange(len(yi)), yi], 1e-12)).mean()
                     rows.append({"dataset": dname, "n_train": n_train, "split": split,
                                  "method": method, "accuracy": accuracy_score(yi, proba.argmax(1)),
                                  "roc_auc": float(auc), "ece": expected_calibration_error(proba, yi),
-                                 "seconds": elapsed})
+                                 "nll": float(nll), "seconds": elapsed})
     return rows
 
 
@@ -254,7 +256,7 @@ def summarize_tabular(rows):
     for (d, n, m), rs in sorted(out.items()):
         table.append({"dataset": d, "n_train": n, "method": m,
                       **{k: float(np.mean([r[k] for r in rs]))
-                         for k in ("accuracy", "roc_auc", "ece", "seconds")}})
+                         for k in ("accuracy", "roc_auc", "ece", "nll", "seconds")}})
     return table
 
 

@@ -28,7 +28,7 @@ def record_pfn(names: list[str]) -> None:
     for name in names:
         key = PFN_KEYS[name]
         if name == "tabular":
-            f["tab_proba"] = PFNClassifier.from_pretrained(name).set_params(n_estimators=1).fit(
+            f["tab_proba"] = PFNClassifier.from_pretrained(name).set_params(n_estimators=1, temperature=1.0).fit(
                 f["tab_x"], f["tab_y"]).predict_proba(f["tab_xt"])
             continue
         dist = PFNRegressor.from_pretrained(name).set_params(n_estimators=1).fit(f[f"{key}_x"], f[f"{key}_y"]) \

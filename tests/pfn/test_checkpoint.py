@@ -25,8 +25,9 @@ def test_shipped_models_predict_as_recorded():
     """``shipped_predictions.npz`` holds what each shipped checkpoint predicted when it was shipped
     (first with the format-v1 loader, re-recorded by ``python -m tests.record_shipped NAME`` for
     each checkpoint replaced since, and for gp-hyper when its input scaling changed): later
-    model or loader code must not change it. The plain network (``n_estimators=1``); the
-    ensembles are held to it by tests/pfn/test_ensemble.py."""
+    model or loader code must not change it. The plain network (``n_estimators=1``, the
+    classifier at ``temperature=1``); the ensembles are held to it by tests/pfn/test_ensemble.py,
+    the temperature by tests/pfn/test_calibration.py."""
     f = np.load(SHIPPED_PREDICTIONS)
     for name, key in (("gp-rbf", "rbf"), ("gp-hyper", "hyper")):
         dist = PFNRegressor.from_pretrained(name).set_params(n_estimators=1).fit(f[f"{key}_x"], f[f"{key}_y"]) \
@@ -37,7 +38,7 @@ def test_shipped_models_predict_as_recorded():
         # XLA programs (the estimators' padded size buckets): 1e-3 nats is still exact enough
         np.testing.assert_allclose(dist.logpdf(f[f"{key}_yt"]), f[f"{key}_logpdf"], rtol=1e-5,
                                    atol=1e-3)
-    proba = PFNClassifier.from_pretrained("tabular").set_params(n_estimators=1).fit(
+    proba = PFNClassifier.from_pretrained("tabular").set_params(n_estimators=1, temperature=1.0).fit(
         f["tab_x"], f["tab_y"]) \
         .predict_proba(f["tab_xt"])
     np.testing.assert_allclose(proba, f["tab_proba"], rtol=1e-5, atol=1e-5)

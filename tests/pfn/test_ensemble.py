@@ -84,8 +84,8 @@ def test_classifier_ensemble_is_the_mean_of_members_by_hand():
     X, y = load_wine(return_X_y=True)
     idx = np.random.default_rng(0).permutation(len(y))
     Xtr, ytr, Xte = X[idx[:40]], y[idx[:40]], X[idx[40:70]]
-    plain = lambda: PFNClassifier(n_estimators=1)
-    ens = PFNClassifier(n_estimators=3, random_state=5).fit(Xtr, ytr)
+    plain = lambda: PFNClassifier(n_estimators=1, temperature=1.0)
+    ens = PFNClassifier(n_estimators=3, random_state=5, temperature=1.0).fit(Xtr, ytr)
     m = ens._members
     members = []
     for i in range(3):
@@ -95,7 +95,7 @@ def test_classifier_ensemble_is_the_mean_of_members_by_hand():
     proba = ens.predict_proba(Xte)
     np.testing.assert_allclose(proba, np.mean(members, axis=0), atol=2e-5)
     np.testing.assert_allclose(proba.sum(1), 1.0, atol=1e-9)
-    again = PFNClassifier(n_estimators=3, random_state=5).fit(Xtr, ytr).predict_proba(Xte)
+    again = PFNClassifier(n_estimators=3, random_state=5, temperature=1.0).fit(Xtr, ytr).predict_proba(Xte)
     np.testing.assert_array_equal(proba, again)
 
 

@@ -31,7 +31,7 @@ def test_parameters_are_keywords_stored_as_given():
     assert reg.get_params() == {"model": "gp-rbf", "n_estimators": 8,
                                 "random_state": 0}
     assert PFNClassifier().get_params() == {"model": "tabular", "n_estimators": 8,
-                                            "random_state": 0}
+                                            "random_state": 0, "temperature": "auto"}
     assert is_regressor(reg) and is_classifier(PFNClassifier())
     with pytest.raises(TypeError):
         PFNRegressor("gp-rbf")  # keyword only
