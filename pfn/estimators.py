@@ -435,13 +435,17 @@ class _PFNBase(BaseEstimator):
     def _draw_members(self, n_features: int, n_classes: int = 0) -> None:
         """The test-time ensemble of ``n_estimators`` views (``pfn.ensemble``), seeded by
         ``random_state``."""
-        from sklearn.utils import check_random_state
-
         from pfn.ensemble import draw_members, symmetries
 
-        rng = np.random.default_rng(check_random_state(self.random_state).randint(2 ** 31))
         self._members = draw_members(self.n_estimators, n_features, n_classes,
-                                     symmetries(self._loaded.config), rng)
+                                     symmetries(self._loaded.config), self._rng(0))
+
+    def _rng(self, stream: int) -> np.random.Generator:
+        """A generator seeded by ``random_state``, one ``stream`` per use (0: the ensemble's
+        views, 1: the classifier's folds)."""
+        from sklearn.utils import check_random_state
+
+        return np.random.default_rng(check_random_state(self.random_state).randint(2 ** 31) + stream)
 
     def _outputs(self, X):
         """Padded network outputs and the number of test rows given the stored context
@@ -610,11 +614,9 @@ class PFNClassifier(ClassifierMixin, _PFNBase):
         """Per stratified fold of the training rows: the members' logits ``(k, m, C)`` of its
         m held-out rows with the other folds as context (all folds and members in one forward
         pass), their labels ``(m,)`` and whether each row's class is in that context."""
-        from sklearn.utils import check_random_state
-
         n, n_classes = len(codes), len(self.classes_)
-        rng = np.random.default_rng(check_random_state(self.random_state).randint(2 ** 31) + 1)
-        folds = calibration.stratified_folds(codes, min(calibration.MAX_FOLDS, n), rng)
+        folds = calibration.stratified_folds(codes, min(calibration.MAX_FOLDS, n), self._rng(1))
+        keeps = [np.setdiff1d(np.arange(n), held) for held in folds]
         x = self._x_ctx if self._x_ctx.ndim == 3 else self._x_ctx[None]  # (k, n, F)
         y = self._y_ctx if self._y_ctx.ndim == 2 else self._y_ctx[None]  # (k, n)
         k, F = x.shape[0], x.shape[2]
@@ -623,8 +625,7 @@ class PFNClassifier(ClassifierMixin, _PFNBase):
         yc = np.zeros((len(folds), k, n_ctx), y.dtype)
         xt = np.zeros((len(folds), k, m_max, F), np.float32)
         lengths = np.zeros((len(folds), k), np.intp)
-        for f, held in enumerate(folds):
-            keep = np.setdiff1d(np.arange(n), held)
+        for f, (held, keep) in enumerate(zip(folds, keeps)):
             xc[f, :, :len(keep)], yc[f, :, :len(keep)] = x[:, keep], y[:, keep]
             xt[f, :, :len(held)] = x[:, held]
             lengths[f] = len(keep)
@@ -632,7 +633,7 @@ class PFNClassifier(ClassifierMixin, _PFNBase):
                                          xt.reshape(-1, m_max, F), ctx_len=lengths.ravel(),
                                          target_chunk=bucket_size(m_max, 8))
         logits = np.asarray(chunks[0])[:, :m_max, :n_classes].reshape(len(folds), k, m_max, n_classes)
-        seen = [np.isin(codes[held], codes[np.setdiff1d(np.arange(n), held)]) for held in folds]
+        seen = [np.isin(codes[held], codes[keep]) for held, keep in zip(folds, keeps)]
         return ([logits[f, :, :len(held)].astype(np.float64) for f, held in enumerate(folds)],
                 [codes[held] for held in folds], seen)
 
