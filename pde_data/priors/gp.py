@@ -21,6 +21,20 @@ __all__ = ["gp_log_marginal_likelihood", "gp_posterior", "sample_gp"]
 LOG_2PI = 1.8378770664093453
 
 
+def _after(x, *earlier):
+    """``x``, made to wait for ``earlier`` results: orders LAPACK calls one after another.
+
+    On CPU a batched LAPACK call runs on an intra-op pool worker, fans its batch out to the
+    same pool and waits for it; two independent calls that start together can hold every
+    worker of a small (2-core) pool and wait forever. XLA runs independent operations
+    concurrently whatever their order in the program, so only a data dependence serialises
+    them: ``x`` plus zero times one (finite) element of each earlier result.
+    """
+    for e in earlier:
+        x = x + 0.0 * jnp.nan_to_num(jnp.ravel(e)[0]).astype(x.dtype)
+    return x
+
+
 def _noisy_cov(x, kernel_fn, noise_var, jitter, mask=None):
     """``K(x, x) + (noise + jitter) I`` with padded points decoupled: (..., n, n)."""
     k = kernel_fn(x, x)
@@ -82,9 +96,9 @@ def gp_posterior(
     cov = jnp.broadcast_to(cov, batch + (n, n))
     k_star = jnp.broadcast_to(k_star, batch + k_star.shape[-2:])
     y_ctx = jnp.broadcast_to(y_ctx, batch + (n,))
-    chol = jnp.linalg.cholesky(cov)
+    chol = jnp.linalg.cholesky(_after(cov, y_ctx))  # y_ctx may itself come from a Cholesky
     v = solve_triangular(chol, k_star, lower=True)  # (..., n, m)
-    w = solve_triangular(chol, y_ctx[..., None], lower=True)[..., 0]  # (..., n)
+    w = solve_triangular(chol, _after(y_ctx, v)[..., None], lower=True)[..., 0]  # (..., n)
     mean = jnp.einsum("...nm,...n->...m", v, w)
     # Stationary kernels: k(x, x) = k(0) for every target (all kernels in ``kernels``).
     prior_var = kernel_fn(x_tgt[..., :1, :], x_tgt[..., :1, :])[..., 0, :]  # (..., 1)
@@ -117,7 +131,7 @@ def gp_log_marginal_likelihood(
     n = cov.shape[-1]
     cov = jnp.broadcast_to(cov, batch + (n, n))
     y = jnp.broadcast_to(y, batch + (n,))
-    chol = jnp.linalg.cholesky(cov)
+    chol = jnp.linalg.cholesky(_after(cov, y))
     alpha = solve_triangular(chol, y[..., None], lower=True)[..., 0]
     log_det = 2.0 * jnp.sum(jnp.log(jnp.diagonal(chol, axis1=-2, axis2=-1)), axis=-1)
     return -0.5 * jnp.sum(alpha * alpha, axis=-1) - 0.5 * log_det - 0.5 * n_real * LOG_2PI

@@ -98,3 +98,25 @@ def test_posterior_interpolates_noise_free_context():
                                 include_noise=False)
     np.testing.assert_allclose(mean, y, atol=1e-3)
     assert float(var.max()) < 1e-3
+
+
+DRAW_AND_PREDICT = """
+import jax
+from pde_data.priors.samplers import make_prior
+prior = make_prior("gp-hyper")
+draw = jax.jit(lambda key: prior.predictive(key, prior(key, 32, 128, 50)))
+for i in range(40):
+    jax.block_until_ready(draw(jax.random.key(i)))
+"""
+
+
+def test_sample_and_predictive_in_one_program_finish():
+    """A GP draw and its exact predictive in one jitted program: four batched LAPACK calls.
+    Unordered, two of them ran at once on a 2-thread CPU pool and deadlocked (40 draws hung
+    in 8 of 12 runs on the 2-core VM); ``gp._after`` orders them."""
+    import subprocess
+    import sys
+
+    run = subprocess.run([sys.executable, "-c", DRAW_AND_PREDICT], timeout=90,
+                         capture_output=True, text=True, check=False)
+    assert run.returncode == 0, run.stderr[-2000:]
