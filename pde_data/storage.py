@@ -25,11 +25,14 @@ replaced file is refused).
 
 from __future__ import annotations
 
+import contextlib
 import functools
+import gc
 import hashlib
 import os
 import re
 import shutil
+import sys
 import tempfile
 import uuid
 from pathlib import Path
@@ -485,13 +488,37 @@ def _load_netcdf(path: Path):
         engine = "h5netcdf"
     else:
         raise DataFormatError(f"{path}: not a netCDF file (no netCDF/HDF5 signature; got {head!r})")
+    with _h5netcdf_close_errors_dropped():
+        try:
+            with xr.open_dataset(path, engine=engine) as ds:
+                return ds.load()
+        except Exception as e:
+            problem = f"{type(e).__name__}: {e}"
+        gc.collect()  # frees the half-built file, unreferenced once the except clause has ended
+    raise DataFormatError(f"{path}: corrupt or truncated netCDF file: {problem}")
+
+
+@contextlib.contextmanager
+def _h5netcdf_close_errors_dropped():
+    """Within the block, drop the one error the finaliser of an ``h5netcdf.File`` whose opening
+    failed raises (``File.close`` on a half-built object: AttributeError).
+
+    Freed later by the garbage collector, that file would make Python print the error with a
+    traceback after a command's one-line message about the corrupt file."""
+    previous = sys.unraisablehook
+
+    def hook(unraisable):
+        close = unraisable.object
+        if not (isinstance(unraisable.exc_value, AttributeError)
+                and getattr(close, "__qualname__", "") == "File.close"
+                and getattr(close, "__module__", "").startswith("h5netcdf")):
+            previous(unraisable)
+
+    sys.unraisablehook = hook
     try:
-        with xr.open_dataset(path, engine=engine) as ds:
-            return ds.load()
-    except Exception as e:
-        raise DataFormatError(
-            f"{path}: corrupt or truncated netCDF file: {type(e).__name__}: {e}"
-        ) from e
+        yield
+    finally:
+        sys.unraisablehook = previous
 
 
 def _hdf5_userblock(path: Path) -> bool:

@@ -7,7 +7,9 @@ The default run tries a few mutations per format; ``-m slow`` tries many."""
 
 from __future__ import annotations
 
+import gc
 import shutil
+import sys
 from pathlib import Path
 
 import h5py
@@ -103,6 +105,24 @@ def _fuzz(tmp_path, count: int, seed: int) -> dict[str, int]:
 def test_damaged_files_load_or_raise_a_named_error(tmp_path):
     outcomes = _fuzz(tmp_path, count=8, seed=0)
     assert outcomes["named error"] > 0
+
+
+def test_a_corrupt_netcdf_leaves_no_error_for_later(tmp_path, monkeypatch):
+    """h5netcdf's finaliser of a file it failed to open raises AttributeError; left to the garbage
+    collector, Python prints it with a traceback after a command's one-line error."""
+    unraisable = []
+    monkeypatch.setattr(sys, "unraisablehook", unraisable.append)
+    original = save(darcy.generate(0, 3, 9), tmp_path / "darcy.nc")
+    (tmp_path / "work").mkdir()
+    failed = 0
+    for copy, what in _mutants(original, tmp_path / "work", np.random.default_rng(1), 12):
+        try:
+            _load_everything(copy)
+        except DataFormatError:
+            failed += 1
+        gc.collect()
+        assert not unraisable, f"{what}: {unraisable[0].exc_value!r} raised after the load"
+    assert failed > 0
 
 
 @pytest.mark.slow
