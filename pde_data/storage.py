@@ -492,7 +492,7 @@ def _load_netcdf(path: Path):
         try:
             with xr.open_dataset(path, engine=engine) as ds:
                 return ds.load()
-        except Exception as e:
+        except Exception as e:  # noqa: BLE001 - any failure of the reader is a corrupt file
             problem = f"{type(e).__name__}: {e}"
         gc.collect()  # frees the half-built file, unreferenced once the except clause has ended
     raise DataFormatError(f"{path}: corrupt or truncated netCDF file: {problem}")
