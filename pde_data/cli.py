@@ -11,6 +11,8 @@ from __future__ import annotations
 import sys
 from importlib.metadata import EntryPoint, PackageNotFoundError, entry_points, version
 
+from pde_data.runs.cli import called_as
+
 __all__ = ["COMMANDS_GROUP", "commands", "main"]
 
 COMMANDS_GROUP = "opbayes.commands"
@@ -61,7 +63,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"opbayes: error: unknown command {verb!r}; choose from "
               f"{', '.join(['demo', *verbs])} (see opbayes --help)", file=sys.stderr)
         return 2
-    return verbs[verb].load()(rest) or 0
+    own = f"python -m {verbs[verb].module.removesuffix('.__main__')}"
+    with called_as(own, f"opbayes {verb}"):
+        return verbs[verb].load()(rest) or 0
 
 
 if __name__ == "__main__":

@@ -15,13 +15,37 @@ Use it in a package's ``__main__``::
 from __future__ import annotations
 
 import argparse
+import contextlib
 import math
 import os
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextvars import ContextVar
 
 EXIT_USAGE = 2
 DEBUG_FLAG = "--debug"
+
+# (the package's own program name, the name it was called by), set by the ``opbayes`` command
+_CALLED_AS: ContextVar[tuple[str, str] | None] = ContextVar("_CALLED_AS", default=None)
+
+
+@contextlib.contextmanager
+def called_as(own: str, name: str) -> Iterator[None]:
+    """Within the block, messages of the command ``own`` (``python -m pfn``) name it ``name``
+    (``opbayes pfn``), the way the user called it."""
+    token = _CALLED_AS.set((own, name))
+    try:
+        yield
+    finally:
+        _CALLED_AS.reset(token)
+
+
+def program_name(prog: str) -> str:
+    """``prog`` as the user called it (see :func:`called_as`)."""
+    alias = _CALLED_AS.get()
+    if alias is not None and (prog == alias[0] or prog.startswith(alias[0] + " ")):
+        return alias[1] + prog[len(alias[0]):]
+    return prog
 
 
 class CommandParser(argparse.ArgumentParser):
@@ -29,6 +53,8 @@ class CommandParser(argparse.ArgumentParser):
 
     def __init__(self, *args, **kwargs):
         kwargs.setdefault("allow_abbrev", False)
+        if kwargs.get("prog"):
+            kwargs["prog"] = program_name(kwargs["prog"])
         super().__init__(*args, **kwargs)
         if not any(DEBUG_FLAG in a.option_strings for a in self._actions):
             self.add_argument(DEBUG_FLAG, action="store_true",
@@ -55,6 +81,7 @@ def run_command(main: Callable[[list[str]], int | None], argv: Sequence[str] | N
     """Call ``main(argv)`` under the policy: its return value (``None`` = 0), or 2 and one line
     for any exception (130 for Ctrl-C). ``--debug`` in ``argv`` or ``OPBAYES_DEBUG=1`` re-raises."""
     argv = list(sys.argv[1:] if argv is None else argv)
+    prog = program_name(prog)
     debug = DEBUG_FLAG in argv or os.environ.get("OPBAYES_DEBUG") == "1"
     try:
         return int(main(argv) or 0)

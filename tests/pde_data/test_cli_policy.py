@@ -31,3 +31,18 @@ def test_demo_negative_epochs_are_refused_before_the_out_folder_is_made(tmp_path
     assert demo.main(["--out", str(out), "--epochs", "-1"]) == 2
     assert "--epochs: must be >= 1, got -1" in _one_error_line(capsys, "opbayes demo")
     assert not out.exists()
+
+
+def test_a_verb_names_itself_as_the_user_called_it(tmp_path, capsys):
+    """``opbayes data ...`` reports as ``opbayes data`` (usage errors of a sub-verb too), and
+    ``python -m pde_data`` keeps its own name."""
+    junk = tmp_path / "junk.nc"
+    junk.write_text("junk\n")
+    assert cli.main(["data", "info", str(junk)]) == 2
+    assert "not a netCDF file" in _one_error_line(capsys, "opbayes data")
+    assert cli.main(["data", "generate", "darcy", "--n", "0", "--out", str(tmp_path / "o.nc")]) == 2
+    assert "(see opbayes data generate --help)" in _one_error_line(capsys, "opbayes data generate")
+    from pde_data.__main__ import main as pde_data_main
+
+    assert pde_data_main(["info", str(junk)]) == 2
+    _one_error_line(capsys, "python -m pde_data")
