@@ -4,11 +4,14 @@ variable pixels) at 20, 50, 100 training rows over 10 random stratified splits.
 ``--n-estimators 1,8`` scores the PFN at each test-time ensemble size (``PFNClassifier(
 n_estimators=K, random_state=split)``) on the same splits (methods ``pfn`` for K = 1,
 ``pfn_k{K}`` otherwise), and ``--temperatures auto,1`` at each softmax temperature
-(``temperature=...``; methods suffixed ``_t{T}`` unless it is ``auto``, the default). Writes the JSON (one row per split and method, and a summary with
+(``temperature=...``; methods suffixed ``_t{T}`` unless it is ``auto``, the default), and
+``--preprocess none,power,quantile`` with a scikit-learn transformer of the features in front
+(``PowerTransformer()`` (Yeo-Johnson) or ``QuantileTransformer(output_distribution="normal")``
+in a pipeline, as a user would add one; methods suffixed ``_power`` / ``_quantile``). Writes the JSON (one row per split and method, and a summary with
 standard errors over splits and paired differences against logistic regression) and prints a
 markdown table.
     python bench/pfn_tabular.py [--model tabular] [--splits 10] [--n-estimators 1]
-        [--temperatures auto]
+        [--temperatures auto] [--preprocess none]
 """
 
 from __future__ import annotations
@@ -19,9 +22,14 @@ from pathlib import Path
 
 import numpy as np
 from sklearn.base import clone
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import PowerTransformer, QuantileTransformer
 
 from pfn.estimators import PFNClassifier
 from pfn.evaluate import tabular_benchmark
+
+TRANSFORMS = {"none": None, "power": PowerTransformer,
+              "quantile": lambda: QuantileTransformer(n_quantiles=20, output_distribution="normal")}
 
 
 def summarize(rows: list[dict]) -> list[dict]:
@@ -57,19 +65,33 @@ def main():
     ap.add_argument("--temperatures", default="auto",
                     help="comma-separated softmax temperatures to score ('auto': chosen by "
                          "cross-validation on the training rows), e.g. auto,1")
+    ap.add_argument("--preprocess", default="none",
+                    help="comma-separated feature transforms in front of the PFN: none, power "
+                         "(Yeo-Johnson), quantile (to normal scores)")
     ap.add_argument("--out", default=str(Path(__file__).with_name("pfn_tabular.json")))
     args = ap.parse_args()
     sizes = [int(k) for k in args.n_estimators.split(",")]
     proto = PFNClassifier.from_pretrained(args.model)  # loads once; clones share the network
     temps = [t if t == "auto" else float(t) for t in args.temperatures.split(",")]
-    makers = {("pfn" if k == 1 else f"pfn_k{k}") + ("" if t == "auto" else f"_t{t:g}"):
-              (lambda split, k=k, t=t: clone(proto).set_params(n_estimators=k, random_state=split,
-                                                               temperature=t))
-              for k in sizes for t in temps}
+    preprocess = args.preprocess.split(",")
+    unknown = set(preprocess) - set(TRANSFORMS)
+    if unknown:
+        ap.error(f"--preprocess: unknown {sorted(unknown)}; choose from {sorted(TRANSFORMS)}")
+
+    def maker(k, t, pre):
+        def make(split):
+            pfn = clone(proto).set_params(n_estimators=k, random_state=split, temperature=t)
+            return pfn if pre == "none" else make_pipeline(TRANSFORMS[pre](), pfn)
+        return make
+
+    makers = {("pfn" if k == 1 else f"pfn_k{k}") + ("" if t == "auto" else f"_t{t:g}")
+              + ("" if pre == "none" else f"_{pre}"): maker(k, t, pre)
+              for k in sizes for t in temps for pre in preprocess}
     rows = tabular_benchmark(makers, n_splits=args.splits)
     table = summarize(rows)
     Path(args.out).write_text(json.dumps({"model": args.model, "splits": args.splits,
-                                          "n_estimators": sizes, "temperatures": temps, "rows": rows,
+                                          "n_estimators": sizes, "temperatures": temps,
+                                          "preprocess": preprocess, "rows": rows,
                                           "summary": table}, indent=1))
     print("| dataset | n_train | method | accuracy | - logreg (paired) | ROC AUC | ECE | NLL | s |")
     print("|---|---|---|---|---|---|---|---|---|")
