@@ -3,7 +3,7 @@ nu = 1e-5), beside MgNO-conv and FNO: a short CPU run, resumable.
 
     .venv/bin/python bench/mgno_datasets.py [--n-train 200] [--epochs 20] [--n-test 100]
         [--datasets darcy darcy-rough ...] [--variants mgno-reference mgno-conv fno]
-        [--grid-scale 1] [--cache DIR] [--json OUT] [--png OUT]
+        [--grid-scale 1] [--train-seed 0] [--cache DIR] [--json OUT] [--png OUT]
 
 Per dataset, the data come from ``python -m pde_data generate`` (cached in ``--cache``): train +
 10% validation (seed 0) and ``--n-test`` test samples (seed 1) at a grid this CPU affords
@@ -14,6 +14,8 @@ the test file. Variants: the dataset's MgNO model (``mgno`` for Darcy, ``mgno-he
 parameter count is near that MgNO's) with their defaults. Navier-Stokes is trained on one-step
 pairs (``--one-step 10``, as the reference) on ``n_train / 10`` trajectories, so every dataset has
 the same ``n_train`` training samples per epoch; its test error is the 10-step rollout's.
+``--train-seed N`` trains with ``--seed N`` (initialisation, validation split, batch order; the data stay those
+of seed 0 / 1), in run folders of their own, to tell a difference between variants from seed noise.
 
 Resumable: a finished variant (its ``result.json`` in the cache) is not rerun; an interrupted
 ``train`` resumes from its last checkpoint. A generator or training failure is recorded with its
@@ -130,11 +132,11 @@ def variant_args(name: str, variant: str) -> list[str]:
 
 
 def run_variant(name: str, variant: str, train: str, test: str, n_train: int, n_val: int,
-                epochs: int, out: Path) -> dict:
+                epochs: int, out: Path, seed: int = 0) -> dict:
     """Train (resuming ``out``) and evaluate one variant; its result, or ``{"error", ...}``."""
     cmd = [sys.executable, "-m", "operators", "train", "--data", train, "--out", str(out),
            "--epochs", str(epochs), "--n-train", str(n_train), "--n-val", str(n_val),
-           "--no-progress", *variant_args(name, variant)]
+           "--no-progress", *variant_args(name, variant), *(["--seed", str(seed)] if seed else [])]
     res = {"command": shlex.join(["python", *cmd[1:]]), "test_data": test}
     t0 = time.perf_counter()
     proc = _run(cmd)
@@ -216,6 +218,8 @@ def main(argv=None) -> int:
     p.add_argument("--n-test", type=int, default=100, help="test samples (NS: pairs)")
     p.add_argument("--grid-scale", type=float, default=1.0,
                    help="shrink the grids (e.g. 0.25 for a smoke test)")
+    p.add_argument("--train-seed", type=int, default=0,
+                   help="training seed (initialisation, batch order); the data do not change")
     p.add_argument("--ns-dt", type=float, default=1e-3, help="largest NS time step")
     p.add_argument("--budget-min", type=float, default=60.0,
                    help="the wall-time budget the sizes were chosen for (recorded)")
@@ -236,6 +240,7 @@ def main(argv=None) -> int:
     res = {"config": {"n_train": args.n_train, "epochs": args.epochs, "n_test": args.n_test,
                       "grid_scale": args.grid_scale, "ns_dt": args.ns_dt,
                       "budget_min": args.budget_min, "variants": args.variants,
+                      "train_seed": args.train_seed,
                       "cpu_count": os.cpu_count(), "loadavg_at_start": os.getloadavg(),
                       "date": time.strftime("%Y-%m-%d")},
            "datasets": {}}
@@ -257,14 +262,17 @@ def main(argv=None) -> int:
                 entry["runs"][v] = {"error": "data generation failed (see data)"}
                 continue
             key = name + (f"_dt{args.ns_dt:g}" if ns and args.ns_dt != 1e-3 else "")
-            out = cache / "runs" / f"n{args.n_train}_e{args.epochs}_g{args.grid_scale:g}" / key / v
+            seed = f"_s{args.train_seed}" if args.train_seed else ""
+            out = (cache / "runs" / f"n{args.n_train}_e{args.epochs}_g{args.grid_scale:g}{seed}"
+                   / key / v)
             done = out / "result.json"
             if done.exists() and json.loads(done.read_text()).get("test_data", test["path"]) \
                     == test["path"]:  # finished, and evaluated on this test file
                 print(f"{name} {v}: cached ({done})", file=sys.stderr, flush=True)
                 entry["runs"][v] = json.loads(done.read_text())
                 continue
-            r = run_variant(name, v, train["path"], test["path"], n_train, n_val, args.epochs, out)
+            r = run_variant(name, v, train["path"], test["path"], n_train, n_val, args.epochs, out,
+                            args.train_seed)
             if "error" not in r:
                 done.write_text(json.dumps(r))
             entry["runs"][v] = r
