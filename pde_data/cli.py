@@ -34,13 +34,18 @@ def _version() -> str:
         return "unknown (not installed)"
 
 
+def _module_command(ep: EntryPoint) -> str:
+    """The command a verb also runs as: ``python -m PACKAGE``."""
+    return f"python -m {ep.module.removesuffix('.__main__')}"
+
+
 def _usage(verbs: dict[str, EntryPoint]) -> str:
     names = ["demo", *verbs]
     lines = [f"usage: opbayes {{{','.join(names)}}} [args...]",
              "       opbayes --version", "",
              f"  {'demo':<11} {DEMO_HELP}"]
     for name, ep in verbs.items():
-        lines.append(f"  {name:<11} python -m {ep.module.removesuffix('.__main__')}")
+        lines.append(f"  {name:<11} {_module_command(ep)}")
     lines += ["", "'opbayes VERB --help' describes a verb."]
     return "\n".join(lines)
 
@@ -63,8 +68,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"opbayes: error: unknown command {verb!r}; choose from "
               f"{', '.join(['demo', *verbs])} (see opbayes --help)", file=sys.stderr)
         return 2
-    own = f"python -m {verbs[verb].module.removesuffix('.__main__')}"
-    with called_as(own, f"opbayes {verb}"):
+    with called_as(_module_command(verbs[verb]), f"opbayes {verb}"):
         return verbs[verb].load()(rest) or 0
 
 
