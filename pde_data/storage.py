@@ -34,6 +34,7 @@ import re
 import shutil
 import sys
 import tempfile
+import threading
 import uuid
 from pathlib import Path
 
@@ -498,27 +499,60 @@ def _load_netcdf(path: Path):
     raise DataFormatError(f"{path}: corrupt or truncated netCDF file: {problem}")
 
 
+def _is_h5netcdf_close_error(unraisable) -> bool:
+    """The error the finaliser of an ``h5netcdf.File`` whose opening failed raises
+    (``File.close`` on a half-built object: AttributeError)."""
+    close = unraisable.object
+    return (isinstance(unraisable.exc_value, AttributeError)
+            and getattr(close, "__qualname__", "") == "File.close"
+            and getattr(close, "__module__", "").startswith("h5netcdf"))
+
+
+class _CloseErrorFilter:
+    """``sys.unraisablehook`` while any netCDF load runs: drops the h5netcdf finaliser error,
+    passes everything else to the hook it replaced. Installed by the first of overlapping
+    loads (any thread) and removed by the last, so interleaved loads neither lose the filter
+    early nor leave it installed."""
+
+    def __init__(self):
+        self.lock = threading.Lock()
+        self.depth = 0
+        self.previous = None
+
+    def __call__(self, unraisable):
+        if not _is_h5netcdf_close_error(unraisable):
+            (self.previous or sys.__unraisablehook__)(unraisable)
+
+    def enter(self) -> None:
+        with self.lock:
+            if self.depth == 0:
+                self.previous, sys.unraisablehook = sys.unraisablehook, self
+            self.depth += 1
+
+    def leave(self) -> None:
+        with self.lock:
+            self.depth -= 1
+            if self.depth == 0:
+                if sys.unraisablehook is self:  # nobody replaced it meanwhile
+                    sys.unraisablehook = self.previous
+                self.previous = None
+
+
+_CLOSE_ERROR_FILTER = _CloseErrorFilter()
+
+
 @contextlib.contextmanager
 def _h5netcdf_close_errors_dropped():
     """Within the block, drop the one error the finaliser of an ``h5netcdf.File`` whose opening
-    failed raises (``File.close`` on a half-built object: AttributeError).
+    failed raises (:func:`_is_h5netcdf_close_error`).
 
     Freed later by the garbage collector, that file would make Python print the error with a
     traceback after a command's one-line message about the corrupt file."""
-    previous = sys.unraisablehook
-
-    def hook(unraisable):
-        close = unraisable.object
-        if not (isinstance(unraisable.exc_value, AttributeError)
-                and getattr(close, "__qualname__", "") == "File.close"
-                and getattr(close, "__module__", "").startswith("h5netcdf")):
-            previous(unraisable)
-
-    sys.unraisablehook = hook
+    _CLOSE_ERROR_FILTER.enter()
     try:
         yield
     finally:
-        sys.unraisablehook = previous
+        _CLOSE_ERROR_FILTER.leave()
 
 
 def _hdf5_userblock(path: Path) -> bool:

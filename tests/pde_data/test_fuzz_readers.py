@@ -125,6 +125,24 @@ def test_a_corrupt_netcdf_leaves_no_error_for_later(tmp_path, monkeypatch):
     assert failed > 0
 
 
+def test_overlapping_netcdf_loads_keep_the_filter_until_the_last_ends(monkeypatch):
+    """Two loads in two threads may start and end interleaved (A in, B in, A out, B out): the
+    filter must stay while B runs and the user's hook must come back after, not A's filter."""
+    from pde_data.storage import _h5netcdf_close_errors_dropped
+
+    def users_hook(unraisable):
+        pass
+
+    monkeypatch.setattr(sys, "unraisablehook", users_hook)
+    a, b = _h5netcdf_close_errors_dropped(), _h5netcdf_close_errors_dropped()
+    a.__enter__()
+    b.__enter__()
+    a.__exit__(None, None, None)
+    assert sys.unraisablehook is not users_hook  # B still loading: still filtered
+    b.__exit__(None, None, None)
+    assert sys.unraisablehook is users_hook
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("seed", [1, 2, 3])
 def test_damaged_files_load_or_raise_a_named_error_many(tmp_path, seed):
