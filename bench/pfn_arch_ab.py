@@ -46,6 +46,11 @@ COMBINED = {  # --with-paper: the reference code's three choices, and its two la
     "paper": {"norm": "post", "zero_init": True, "context_sampler": "weighted"},
     "post_zero": {"norm": "post", "zero_init": True, "context_sampler": "uniform"},
 }
+ENCODERS = {  # --encoders: the x embedding (pfn.model X_ENCODERS) on top of the paper's choices
+    "paper": COMBINED["paper"],
+    "paper_mlp_x": {**COMBINED["paper"], "x_encoder": "mlp"},
+    "paper_fourier_x": {**COMBINED["paper"], "x_encoder": "fourier"},
+}
 CONTEXTS = {"gp-rbf": (5, 20, 50), "gp-hyper": (5, 10, 20)}
 SMALL = {"d_model": 64, "n_heads": 4, "n_layers": 3, "d_ff": 128, "batch_size": 32,
          "max_context": 50, "n_targets": 28, "n_buckets": 500, "border_samples": 50_000,
@@ -114,6 +119,12 @@ def main(argv=None) -> int:
     p.add_argument("--priors", default="gp-rbf,gp-hyper")
     p.add_argument("--with-paper", action="store_true",
                    help="also the three changes together, and post-LN with zero-init")
+    p.add_argument("--encoders", action="store_true",
+                   help="instead: the x encoders (linear, mlp, fourier) on top of the paper's choices")
+    p.add_argument("--only", default=None, metavar="NAME,NAME",
+                   help="run these variants only (e.g. to split the work over processes)")
+    p.add_argument("--contexts", default=None, metavar="N,N",
+                   help="context sizes to score (default: 5,20,50 for gp-rbf, 5,10,20 for gp-hyper)")
     p.add_argument("--resume", action="store_true")
     p.add_argument("--overwrite", action="store_true")
     args = p.parse_args(argv)
@@ -122,7 +133,16 @@ def main(argv=None) -> int:
         print(f"{out} exists; pass --resume to continue it or --overwrite to replace it",
               file=sys.stderr)
         return 2
-    variants = dict(VARIANTS, **(COMBINED if args.with_paper else {}))
+    variants = ENCODERS if args.encoders else dict(VARIANTS, **(COMBINED if args.with_paper else {}))
+    if args.only:
+        unknown = sorted(set(args.only.split(",")) - set(variants))
+        if unknown:
+            print(f"unknown variant(s) {unknown}; choose from {', '.join(variants)}", file=sys.stderr)
+            return 2
+        variants = {k: v for k, v in variants.items() if k in args.only.split(",")}
+    if args.contexts:
+        for prior in CONTEXTS:
+            CONTEXTS[prior] = tuple(int(n) for n in args.contexts.split(","))
     priors = args.priors.split(",")
     doc = {"command": "python bench/pfn_arch_ab.py " + " ".join(argv or sys.argv[1:]),
            "machine": f"{platform.machine()} {os.cpu_count()} CPUs, shared with other jobs",

@@ -50,7 +50,8 @@ def _train(args) -> None:
     opts.update(loss=args.loss, init_from=args.init_from,
                 prior_options=_prior_options(args.prior_option),
                 standardise=True if args.standardise else None, norm=args.norm,
-                zero_init=args.zero_init, context_sampler=args.context_sampler,
+                zero_init=args.zero_init, x_encoder=args.x_encoder,
+                context_sampler=args.context_sampler,
                 context_power=args.context_power)
     summary = train(args.out, args.prior, data=args.data, quiet=args.quiet, **opts)
     print(json.dumps(summary))
@@ -93,6 +94,9 @@ def parser() -> CommandParser:
     t.add_argument("--zero-init", action=argparse.BooleanOptionalAction, default=None,
                    help="start each residual branch's output projection (attention out, "
                         "second FFN linear) at zero, as the PFN paper's code does (default on)")
+    t.add_argument("--x-encoder", choices=["linear", "mlp", "fourier"], default=None,
+                   help="embedding of x: linear (the paper's; default), mlp (two layers) or "
+                        "fourier (x and fixed octave sines / cosines of each feature, then linear)")
     t.add_argument("--context-sampler", choices=["uniform", "weighted"], default=None,
                    help="context size of a batch: weighted P(n) ~ (max_context + 1 - n)^-power "
                         "(the PFN code's weighted single_eval_pos sampler; default) or uniform "

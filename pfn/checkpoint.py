@@ -43,6 +43,7 @@ def build_model(cfg: dict, seed: int | None = None) -> PFN:
                d_model=cfg["d_model"], n_heads=cfg["n_heads"], n_layers=cfg["n_layers"],
                d_ff=cfg["d_ff"], standardise=bool(cfg.get("standardise", False)),
                norm=cfg.get("norm", "pre"), zero_init=bool(cfg.get("zero_init", False)),
+               x_encoder=cfg.get("x_encoder", "linear"),
                rngs=nnx.Rngs(cfg.get("seed", 0) if seed is None else seed))
 
 

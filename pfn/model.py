@@ -17,6 +17,14 @@ out-projection, second FFN linear) starts at zero, so each pre-LN layer starts a
 (``"pre"``, ``False``) build the first checkpoints' architecture; new training runs record
 the reference code's choices (``pfn.train.ARCH_DEFAULTS``, chosen by bench/pfn_arch_ab.py).
 
+Input encoder of x (``x_encoder``): ``"linear"``, the paper's ``W_x x`` (the default, and what
+every checkpoint before the option was); ``"mlp"``, ``W_2 gelu(W_1 x)`` (the neural processes'
+encoder); ``"fourier"``, ``W_x [x, sin(w_k x_j), cos(w_k x_j)]`` with fixed octave frequencies
+``w_k = pi 2^k`` (:data:`FOURIER_OCTAVES`), so that the first attention's query-key products
+can already be functions of ``x_target - x_context`` (a stationary kernel) rather than bilinear in
+x. Why: what limits the GP PFNs at 10-50 points is how precisely they interpolate
+(bench/RESULTS.md), and a linear embedding gives the first layer no way to localise.
+
 Per-dataset standardisation (``standardise=True``, TabPFN's preprocessing, Hollmann et al.
 2023): before the embedding, every feature of x is shifted and scaled by the context's mean and
 std of that feature, and (regression) y by the context's mean and std of y. The logits are then
@@ -56,6 +64,16 @@ def context_affine(v, mask):
 
 
 NORMS = ("pre", "post")
+X_ENCODERS = ("linear", "mlp", "fourier")
+FOURIER_OCTAVES = 6  # w_k = pi 2^k, k < 6: periods 2 down to 1/16 in the units of x
+
+
+def fourier_features(x):
+    """``(..., d) -> (..., d (1 + 2 K))``: x, then ``sin(w_k x_j)`` and ``cos(w_k x_j)`` for the
+    octaves ``w_k = pi 2^k``, ``k < K`` (:data:`FOURIER_OCTAVES`), feature by feature."""
+    w = jnp.pi * 2.0 ** jnp.arange(FOURIER_OCTAVES, dtype=x.dtype)
+    wx = (x[..., :, None] * w).reshape(*x.shape[:-1], -1)
+    return jnp.concatenate([x, jnp.sin(wx), jnp.cos(wx)], axis=-1)
 
 
 class EncoderLayer(nnx.Module):
@@ -107,17 +125,24 @@ class PFN(nnx.Module):
     ``num_features``: input dimension d (zero-pad narrower data). ``n_outputs``: Riemann
     buckets K (regression) or the maximum number of classes (classification, ``n_classes``
     > 0 embeds labels with a lookup table instead of a linear map). ``standardise``: x and
-    (regression) y scaled by the context's statistics inside the model (module docstring).
+    (regression) y scaled by the context's statistics inside the model; ``x_encoder``: how x
+    is embedded (both in the module docstring).
     """
 
     def __init__(self, num_features: int, n_outputs: int, *, n_classes: int = 0,
                  d_model: int = 128, n_heads: int = 4, n_layers: int = 4, d_ff: int = 256,
                  standardise: bool = False, norm: str = "pre", zero_init: bool = False,
-                 rngs: nnx.Rngs):
+                 x_encoder: str = "linear", rngs: nnx.Rngs):
+        if x_encoder not in X_ENCODERS:
+            raise ValueError(f"x_encoder must be one of {X_ENCODERS}, got {x_encoder!r}")
         self.num_features = num_features
         self.n_classes = n_classes
         self.standardise = bool(standardise)
-        self.x_embed = nnx.Linear(num_features, d_model, rngs=rngs)
+        self.x_encoder = x_encoder
+        width = num_features * (1 + 2 * FOURIER_OCTAVES) if x_encoder == "fourier" else num_features
+        self.x_embed = nnx.Linear(width, d_model, rngs=rngs)
+        if x_encoder == "mlp":
+            self.x_hidden = nnx.Linear(d_model, d_model, rngs=rngs)
         if n_classes:
             self.y_embed = nnx.Embed(n_classes, d_model, rngs=rngs)
         else:
@@ -128,6 +153,14 @@ class PFN(nnx.Module):
         if norm == "pre":  # post-LN layers end normalised: the reference code has no final norm
             self.norm = nnx.LayerNorm(d_model, rngs=rngs)
         self.head = nnx.Linear(d_model, n_outputs, rngs=rngs)
+
+    def embed_x(self, x):
+        """``(b, n, d) -> (b, n, d_model)``, by the encoder ``x_encoder`` names."""
+        if self.x_encoder == "fourier":
+            return self.x_embed(fourier_features(x))
+        if self.x_encoder == "mlp":
+            return self.x_hidden(jax.nn.gelu(self.x_embed(x)))
+        return self.x_embed(x)
 
     def embed_y(self, y):
         if self.n_classes:
@@ -180,7 +213,7 @@ class PFN(nnx.Module):
         if self.standardise:
             x, y = self._standardised(x, y, n_context, context_mask)
         y_safe = jnp.where(is_ctx[None, :], y, jnp.zeros_like(y))
-        h = self.x_embed(x) + jnp.where(is_ctx[None, :, None], self.embed_y(y_safe), 0.0)
+        h = self.embed_x(x) + jnp.where(is_ctx[None, :, None], self.embed_y(y_safe), 0.0)
         if isinstance(n_context, int) and 1 <= n_context <= n:  # static: attend to the context slice
             keys = None if context_mask is None else \
                 context_mask[:, None, None, :n_context].astype(bool)

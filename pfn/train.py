@@ -35,7 +35,7 @@ from pde_data.priors.samplers import make_prior
 from pde_data.runs import Run
 from pde_data.runs.loop import Loop, fit
 from pfn.checkpoint import STATS, build_model, load_any
-from pfn.model import NORMS
+from pfn.model import NORMS, X_ENCODERS
 from pfn.riemann import RiemannDistribution, borders_from_samples
 
 DEFAULTS: dict[str, Any] = {
@@ -69,9 +69,10 @@ ARCH_DEFAULTS: dict[str, Any] = {
     "zero_init": True,
     "context_sampler": "weighted",
     "context_power": 1.0,
+    "x_encoder": "linear",
 }
 LEGACY: dict[str, Any] = {"norm": "pre", "zero_init": False, "context_sampler": "uniform",
-                          "context_power": 1.0}
+                          "context_power": 1.0, "x_encoder": "linear"}
 CONTEXT_SAMPLERS = ("uniform", "weighted")
 
 # "nll": -log q(y) of the sampled target y (the paper's loss). "expected-nll": its average over
@@ -92,7 +93,8 @@ PRESETS: dict[str, dict[str, Any]] = {
 # Config keys that must agree between a run and the model it starts from (``init_from``);
 # a run on a data file may start from a model fitted to any prior.
 ARCHITECTURE = ("prior", "prior_options", "task", "num_features", "n_classes", "n_outputs",
-                "d_model", "n_heads", "n_layers", "d_ff", "max_context", "standardise", "norm")
+                "d_model", "n_heads", "n_layers", "d_ff", "max_context", "standardise", "norm",
+                "x_encoder")
 
 _POSITIVE_INT = ("steps", "batch_size", "min_context", "max_context", "n_targets", "d_model",
                  "n_heads", "n_layers", "d_ff", "n_buckets", "border_samples",
@@ -152,6 +154,9 @@ def check_options(cfg: dict) -> None:
     if cfg.get("context_sampler", "uniform") not in CONTEXT_SAMPLERS:
         raise ValueError(f"--context-sampler must be one of {', '.join(CONTEXT_SAMPLERS)}, got "
                          f"{cfg['context_sampler']!r}")
+    if cfg.get("x_encoder", LEGACY["x_encoder"]) not in X_ENCODERS:
+        raise ValueError(f"--x-encoder must be one of {', '.join(X_ENCODERS)}, got "
+                         f"{cfg['x_encoder']!r}")
     v = cfg.get("context_power", 1.0)
     if isinstance(v, bool) or not isinstance(v, numbers.Real) or not (math.isfinite(v) and v >= 0):
         raise ValueError(f"--context-power must be a finite number >= 0, got {v!r}")
@@ -484,12 +489,12 @@ def legacy_config(cfg: dict, stored: dict, options: dict) -> dict:
 
 
 def inherit_architecture(cfg: dict, options: dict) -> dict:
-    """``cfg`` with the layer options (``norm``, ``zero_init``) of the model it starts from
-    (``init_from``; :data:`LEGACY` for a model made before the options) wherever ``options``
-    do not set them: continuing a checkpoint keeps its architecture whatever the new-run
-    defaults are."""
+    """``cfg`` with the layer options (``norm``, ``zero_init``, ``x_encoder``) of the model it
+    starts from (``init_from``; :data:`LEGACY` for a model made before the options) wherever
+    ``options`` do not set them: continuing a checkpoint keeps its architecture whatever the
+    new-run defaults are."""
     src_cfg = load_any(cfg["init_from"])[1]
-    return {**cfg, **{k: src_cfg.get(k, LEGACY[k]) for k in ("norm", "zero_init")
+    return {**cfg, **{k: src_cfg.get(k, LEGACY[k]) for k in ("norm", "zero_init", "x_encoder")
                       if options.get(k) is None}}
 
 

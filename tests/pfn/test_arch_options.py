@@ -10,7 +10,7 @@ from flax import nnx
 
 from pde_data.points import PointSetData
 from pfn.checkpoint import build_model
-from pfn.model import PFN, EncoderLayer
+from pfn.model import FOURIER_OCTAVES, PFN, EncoderLayer, fourier_features
 from pfn.train import (
     ARCH_DEFAULTS,
     LEGACY,
@@ -167,6 +167,7 @@ def test_new_configs_record_the_options_and_a_resumed_old_run_keeps_its_meaning(
     ({"context_sampler": "harmonic"}, "--context-sampler must be one of uniform, weighted"),
     ({"context_power": -1.0}, "--context-power must be a finite number >= 0"),
     ({"context_power": float("nan")}, "--context-power must be a finite number >= 0"),
+    ({"x_encoder": "conv"}, "--x-encoder must be one of linear, mlp, fourier"),
 ])
 def test_bad_options_are_named(options, message):
     with pytest.raises(ValueError, match=message):
@@ -181,9 +182,9 @@ def test_command_line_flags_reach_the_config(monkeypatch):
     monkeypatch.setattr(pfn.train, "train", lambda out, prior, **kw: seen.update(kw) or {})
     assert cli.main(["train", "--prior", "gp-rbf", "--out", "unused", "--norm", "post",
                      "--zero-init", "--context-sampler", "weighted", "--context-power",
-                     "0.4"]) == 0
+                     "0.4", "--x-encoder", "fourier"]) == 0
     assert (seen["norm"], seen["zero_init"], seen["context_sampler"],
-            seen["context_power"]) == ("post", True, "weighted", 0.4)
+            seen["context_power"], seen["x_encoder"]) == ("post", True, "weighted", 0.4, "fourier")
     cli.main(["train", "--prior", "gp-rbf", "--out", "unused", "--no-zero-init"])
     assert seen["zero_init"] is False and seen["norm"] is None
 
@@ -196,3 +197,46 @@ def test_starting_from_a_checkpoint_keeps_its_layers_unless_told_otherwise():
     kept = inherit_architecture(cfg, {})  # the shipped gp-rbf predates the options
     assert (kept["norm"], kept["zero_init"]) == (LEGACY["norm"], LEGACY["zero_init"])
     assert inherit_architecture(cfg, {"norm": "post"})["norm"] == "post"
+    assert kept["x_encoder"] == "linear"
+
+
+def test_fourier_features_are_the_octave_sines_and_cosines_of_each_feature():
+    x = np.random.default_rng(0).uniform(-2, 2, (3, 5, 2)).astype(np.float32)
+    got = np.asarray(fourier_features(jnp.asarray(x)))
+    w = np.pi * 2.0 ** np.arange(FOURIER_OCTAVES)
+    want = [x]
+    for fn in (np.sin, np.cos):
+        want.append(np.stack([fn(w[k] * x[..., j]) for j in range(2)
+                              for k in range(FOURIER_OCTAVES)], axis=-1))
+    np.testing.assert_allclose(got, np.concatenate(want, -1), atol=2e-5)
+
+
+@pytest.mark.parametrize("encoder", ["mlp", "fourier"])
+def test_an_x_encoder_trains_resumes_and_loads_as_it_was_built(tmp_path, encoder):
+    from pfn.checkpoint import load_run
+    from pfn.train import train
+
+    from .conftest import train_tiny
+
+    train_tiny(tmp_path / "run", steps=2, x_encoder=encoder)
+    model, cfg, _ = load_run(tmp_path / "run")
+    assert cfg["x_encoder"] == encoder and model.x_encoder == encoder
+    assert hasattr(model, "x_hidden") == (encoder == "mlp")
+    width = 13 if encoder == "fourier" else 1  # gp-rbf has one feature
+    assert model.x_embed.kernel.shape == (width, TINY["d_model"])
+    x = jax.random.uniform(jax.random.key(0), (2, 9, 1))
+    y = jnp.sin(6 * x[..., 0])
+    before = model(x, y, 5)
+    summary = train(str(tmp_path / "run"), "gp-rbf", quiet=True, **{**TINY, "steps": 3,
+                                                                     "x_encoder": encoder})
+    assert summary["resumed_from"] == 2
+    assert not np.allclose(load_run(tmp_path / "run")[0](x, y, 5), before)
+    # another encoder cannot continue these weights
+    with pytest.raises(ValueError, match="it is another model.*x_encoder"):
+        train_tiny(tmp_path / "other", steps=2, init_from=str(tmp_path / "run"),
+                   x_encoder="linear")
+
+
+def test_an_unknown_x_encoder_is_refused_by_the_model():
+    with pytest.raises(ValueError, match="x_encoder must be one of"):
+        PFN(1, 10, d_model=D, n_heads=2, n_layers=1, d_ff=16, x_encoder="conv", rngs=nnx.Rngs(0))
