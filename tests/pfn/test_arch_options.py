@@ -211,24 +211,31 @@ def test_fourier_features_are_the_octave_sines_and_cosines_of_each_feature():
     np.testing.assert_allclose(got, np.concatenate(want, -1), atol=2e-5)
 
 
-@pytest.mark.parametrize("encoder", ["mlp", "fourier"])
-def test_an_x_encoder_trains_resumes_and_loads_as_it_was_built(tmp_path, encoder):
+@pytest.mark.parametrize(("encoder", "width", "hidden"), [("linear", 2, False), ("mlp", 2, True),
+                                                         ("fourier", 26, False)])
+def test_each_x_encoder_builds_its_layers(encoder, width, hidden):
+    cfg = {"num_features": 2, "n_outputs": 10, "n_classes": 0, "d_model": D, "n_heads": 2,
+           "n_layers": 1, "d_ff": 16, "x_encoder": encoder}
+    model = build_model(cfg)
+    assert model.x_embed.kernel.shape == (width, D) and hasattr(model, "x_hidden") == hidden
+    x = jax.random.uniform(jax.random.key(0), (2, 5, 2))
+    assert model(x, jnp.ones((2, 5)), 3).shape == (2, 5, 10)
+
+
+def test_an_x_encoder_trains_resumes_and_loads_as_it_was_built(tmp_path):
     from pfn.checkpoint import load_run
     from pfn.train import train
 
     from .conftest import train_tiny
 
-    train_tiny(tmp_path / "run", steps=2, x_encoder=encoder)
+    train_tiny(tmp_path / "run", steps=2, x_encoder="fourier")
     model, cfg, _ = load_run(tmp_path / "run")
-    assert cfg["x_encoder"] == encoder and model.x_encoder == encoder
-    assert hasattr(model, "x_hidden") == (encoder == "mlp")
-    width = 13 if encoder == "fourier" else 1  # gp-rbf has one feature
-    assert model.x_embed.kernel.shape == (width, TINY["d_model"])
+    assert cfg["x_encoder"] == "fourier" and model.x_encoder == "fourier"
     x = jax.random.uniform(jax.random.key(0), (2, 9, 1))
     y = jnp.sin(6 * x[..., 0])
     before = model(x, y, 5)
     summary = train(str(tmp_path / "run"), "gp-rbf", quiet=True, **{**TINY, "steps": 3,
-                                                                     "x_encoder": encoder})
+                                                                     "x_encoder": "fourier"})
     assert summary["resumed_from"] == 2
     assert not np.allclose(load_run(tmp_path / "run")[0](x, y, 5), before)
     # another encoder cannot continue these weights
