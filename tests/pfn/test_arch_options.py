@@ -153,7 +153,9 @@ def test_old_configs_build_todays_architecture():
 
 def test_new_configs_record_the_options_and_a_resumed_old_run_keeps_its_meaning():
     cfg = build_config("gp-rbf", **TINY)
-    assert {k: cfg[k] for k in ARCH_DEFAULTS} == ARCH_DEFAULTS
+    assert {k: cfg[k] for k in ARCH_DEFAULTS} == {**ARCH_DEFAULTS, "x_encoder": "fourier"}
+    assert build_config("tabular", **TINY)["x_encoder"] == ARCH_DEFAULTS["x_encoder"] == "linear"
+    assert build_config("gp-rbf", **TINY, x_encoder="linear")["x_encoder"] == "linear"
     stored = {k: v for k, v in cfg.items() if k not in ARCH_DEFAULTS}  # a run from before
     assert legacy_config(cfg, stored, {}) == stored
     # an option given explicitly stays, so a changed architecture is still refused on resume
