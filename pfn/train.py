@@ -84,13 +84,11 @@ LOSSES = ("nll", "expected-nll")
 # Estimator-side transforms stored in the run config (see pfn.estimators).
 # The GP priors' new runs embed x with Fourier features (``x_encoder``): better at equal steps
 # on gp-rbf (2 seeds) and gp-hyper (1 seed) in bench/pfn_x_encoder_ab*.json.
+_GP_PRESET: dict[str, Any] = {"max_context": 100, "x_encoder": "fourier"}
 PRESETS: dict[str, dict[str, Any]] = {
-    "gp-rbf": {"max_context": 100, "x_transform": "none", "y_transform": "none",
-               "x_encoder": "fourier"},
-    "gp-hyper": {"max_context": 100, "x_transform": "minmax", "y_transform": "standardize",
-                 "x_encoder": "fourier"},
-    "gp-hyper-ard": {"max_context": 100, "x_transform": "minmax", "y_transform": "standardize",
-                     "x_encoder": "fourier"},
+    "gp-rbf": {**_GP_PRESET, "x_transform": "none", "y_transform": "none"},
+    "gp-hyper": {**_GP_PRESET, "x_transform": "minmax", "y_transform": "standardize"},
+    "gp-hyper-ard": {**_GP_PRESET, "x_transform": "minmax", "y_transform": "standardize"},
     "tabular": {"max_context": 200, "n_targets": 56, "x_transform": "standardize",
                 "y_transform": "none"},
 }
